@@ -1,0 +1,176 @@
+"""What the host library declares (``Product``) and what its users configure (``Config``)."""
+
+from __future__ import annotations
+
+import enum
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from attrs import field, frozen
+
+from ._errors import ConfigurationError
+
+__all__ = ["Config", "Endpoint", "Level", "Product", "parse_endpoint", "validate_project_name"]
+
+
+class Level(enum.IntEnum):
+    """How much a run reports. Levels are cumulative."""
+
+    #: Nothing is built, sent, logged, opened or started.
+    OFF = 0
+    #: Product version, Python version, platform name.
+    BASIC = 1
+    #: Level 1 plus the class names of the configured components.
+    COMPONENTS = 2
+    #: Level 2 plus execution details: start time, app count, failures, runtime.
+    EXECUTION = 3
+
+
+PROJECT_NAME_MAX = 64
+_PRODUCT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}")
+_VERSION = re.compile(r"[\x21-\x7e]{1,64}")
+_HOST = re.compile(r"[A-Za-z0-9_.-]{1,253}")
+
+
+@frozen
+class Endpoint:
+    """A parsed ``udp://host:port`` destination."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"udp://{host}:{self.port}"
+
+
+def parse_endpoint(text: str) -> Endpoint:
+    """Parse ``udp://host:port`` (IPv6 literals in brackets); raise ``ConfigurationError``."""
+    if not isinstance(text, str):
+        msg = f"endpoint must be a string like 'udp://host:port', got {type(text).__name__}"
+        raise ConfigurationError(msg)
+    rest = text.strip()
+    if not rest.startswith("udp://"):
+        msg = f"endpoint must look like 'udp://host:port', got {text!r}"
+        raise ConfigurationError(msg)
+    rest = rest[len("udp://") :].rstrip("/")
+    if rest.startswith("["):
+        host, sep, port_text = rest[1:].partition("]:")
+        ok = bool(sep) and ":" in host and all(c in "0123456789abcdefABCDEF:." for c in host)
+    else:
+        host, sep, port_text = rest.rpartition(":")
+        ok = bool(sep) and _HOST.fullmatch(host) is not None
+    if not ok or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        msg = f"endpoint must look like 'udp://host:port' with a port 1-65535, got {text!r}"
+        raise ConfigurationError(msg)
+    return Endpoint(host, int(port_text))
+
+
+def validate_project_name(value: object) -> str | None:
+    """Return the stripped project name, or ``None``; raise ``ConfigurationError`` if invalid.
+
+    A project name is 1-64 printable characters after stripping surrounding white space.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        msg = f"project_name must be a string or None, got {type(value).__name__}"
+        raise ConfigurationError(msg)
+    name = value.strip()
+    if not 1 <= len(name) <= PROJECT_NAME_MAX or not name.isprintable():
+        msg = (
+            f"project_name must be 1-{PROJECT_NAME_MAX} printable characters "
+            f"with no control characters, got {value!r}"
+        )
+        raise ConfigurationError(msg)
+    return name
+
+
+def _to_level(value: Any) -> Level:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 3:
+        msg = (
+            "usage_tracking must be an int 0-3 (0 off, 1 basic, 2 components, 3 execution) "
+            f"or a Level, got {value!r}"
+        )
+        raise ConfigurationError(msg)
+    return Level(int(value))
+
+
+def _to_components(value: Any) -> tuple[object, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        msg = f"components must be a list of objects, got {type(value).__name__}"
+        raise ConfigurationError(msg)
+    return tuple(value)
+
+
+def _to_endpoint(value: Any) -> Endpoint | None:
+    if value is None or isinstance(value, Endpoint):
+        return value
+    return parse_endpoint(value)
+
+
+def _to_log_path(value: Any) -> Path | None:
+    if value is None:
+        return None
+    if not isinstance(value, str | os.PathLike) or not os.fspath(value):
+        msg = f"log_path must be a non-empty path, got {value!r}"
+        raise ConfigurationError(msg)
+    return Path(value).expanduser()
+
+
+def _check_product_name(_: object, __: object, value: object) -> None:
+    if not isinstance(value, str) or _PRODUCT_NAME.fullmatch(value) is None:
+        msg = (
+            "Product name must be 1-40 letters, digits, '_' or '-', starting with a letter, "
+            f"got {value!r}"
+        )
+        raise ConfigurationError(msg)
+
+
+def _check_version(_: object, __: object, value: object) -> None:
+    if not isinstance(value, str) or _VERSION.fullmatch(value) is None:
+        msg = f"Product version must be 1-64 printable characters without spaces, got {value!r}"
+        raise ConfigurationError(msg)
+
+
+def _to_required_endpoint(value: Any) -> Endpoint:
+    return value if isinstance(value, Endpoint) else parse_endpoint(value)
+
+
+@frozen
+class Product:
+    """What the host library declares once: who it is and where its messages go.
+
+    >>> PRODUCT = Product(name="minflow", version="1.4.0",
+    ...                   endpoint="udp://tracking.example.org:50077")
+    """
+
+    name: str = field(validator=_check_product_name)
+    version: str = field(validator=_check_version)
+    endpoint: Endpoint = field(converter=_to_required_endpoint)
+
+    @property
+    def env_prefix(self) -> str:
+        """The prefix of this product's environment variables, e.g. ``MINFLOW_USAGE_TRACKING``."""
+        return re.sub(r"[^A-Z0-9]", "_", self.name.upper()) + "_USAGE_TRACKING"
+
+
+@frozen
+class Config:
+    """What the end user sets in the application's configuration.
+
+    ``usage_tracking`` is the only thing that can opt in: 0 (the default) is off.
+    """
+
+    usage_tracking: Level = field(default=Level.OFF, converter=_to_level)
+    project_name: str | None = field(default=None, converter=validate_project_name)
+    components: tuple[object, ...] = field(
+        default=(), converter=_to_components, eq=False, repr=False
+    )
+    endpoint: Endpoint | None = field(default=None, converter=_to_endpoint)
+    log_path: Path | None = field(default=None, converter=_to_log_path)

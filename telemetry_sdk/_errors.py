@@ -1,0 +1,26 @@
+"""The one exception root of telemetry-sdk and its subclasses."""
+
+from __future__ import annotations
+
+
+class TelemetryError(Exception):
+    """Root of every exception raised by telemetry-sdk."""
+
+
+class ConfigurationError(TelemetryError, ValueError):
+    """A configuration value is invalid; raised at construction, never later."""
+
+
+class DecodeError(TelemetryError, ValueError):
+    """A datagram is not a valid protocol-1 message.
+
+    ``reason`` is a short, stable token suitable for a metric label
+    (``size``, ``protocol``, ``encoding``, ``json``, ``schema``, ``unknown_field``);
+    ``detail`` says what exactly was wrong (cattrs paths such as ``... @ $.field``).
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        msg = f"{reason}: {detail}"
+        super().__init__(msg)
+        self.reason = reason
+        self.detail = detail

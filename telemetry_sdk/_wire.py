@@ -1,0 +1,439 @@
+"""Protocol-1 messages: the one schema, the one cattrs converter, encode and decode.
+
+The SDK encodes with this module and the collector decodes with it: one definition serves
+both sides. A datagram is the byte ``1`` followed by compact JSON (Parsl protocol 1); the
+collector also accepts the older bare-JSON form that starts with ``{``.
+
+``cattrs`` is imported the first time a converter is needed, not when this module is
+imported, so that ``import telemetry_sdk`` stays cheap for the host.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from attrs import field, frozen
+from attrs.validators import deep_iterable, instance_of, optional
+
+from ._config import PROJECT_NAME_MAX
+from ._errors import DecodeError
+from .typing import Scalar
+
+if TYPE_CHECKING:
+    import cattrs
+
+__all__ = [
+    "MAX_DATAGRAM",
+    "CloseMessage",
+    "Component",
+    "Message",
+    "StartMessage",
+    "converter",
+    "decode",
+    "encode",
+]
+
+#: Largest datagram sent or accepted: never fragmented, even at the IPv6 minimum MTU.
+MAX_DATAGRAM = 1232
+PROTOCOL_1 = b"1"
+#: 2100-01-01T00:00:00Z; epoch seconds beyond it are not sane.
+_EPOCH_MAX = 4_102_444_800
+#: Ten years, in seconds.
+_DURATION_MAX = 315_360_000.0
+_INT_MAX = 2**53
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_PRODUCT = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}")
+_TOKEN = re.compile(r"[\x21-\x7e]{1,64}")
+_INFO_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+_COMPONENT_NAME_MAX = 200
+_INFO_VALUE_MAX = 200
+_INFO_KEYS_MAX = 32
+
+
+# -- field validators (run on construction, so on both the sending and the receiving side) --
+
+
+def _printable(value: object, limit: int) -> bool:
+    return isinstance(value, str) and 1 <= len(value) <= limit and value.isprintable()
+
+
+def _check_correlator(_: object, __: object, value: object) -> None:
+    if not isinstance(value, str) or _UUID.fullmatch(value) is None:
+        msg = f"correlator must be a lower-case UUID string, got {value!r}"
+        raise ValueError(msg)
+
+
+def _check_product(_: object, __: object, value: object) -> None:
+    if value is not None and (not isinstance(value, str) or _PRODUCT.fullmatch(value) is None):
+        msg = f"product name must be 1-40 letters, digits, '_' or '-', got {value!r}"
+        raise ValueError(msg)
+
+
+def _check_token(_: object, attribute: Any, value: object) -> None:
+    if value is not None and (not isinstance(value, str) or _TOKEN.fullmatch(value) is None):
+        msg = f"{attribute.name} must be 1-64 printable characters without spaces, got {value!r}"
+        raise ValueError(msg)
+
+
+def _check_level(_: object, __: object, value: object) -> None:
+    if value is not None and (type(value) is not int or not 1 <= value <= 3):
+        msg = f"tracking_level must be 1, 2 or 3, got {value!r}"
+        raise ValueError(msg)
+
+
+def _check_project_name(_: object, __: object, value: object) -> None:
+    if value is None:
+        return
+    if not _printable(value, PROJECT_NAME_MAX) or value != value.strip():  # type: ignore[union-attr]
+        msg = f"project_name must be 1-{PROJECT_NAME_MAX} printable characters, got {value!r}"
+        raise ValueError(msg)
+
+
+def _check_epoch(_: object, attribute: Any, value: object) -> None:
+    if value is not None and (type(value) is not int or not 0 < value < _EPOCH_MAX):
+        msg = f"{attribute.name} must be whole epoch seconds before 2100, got {value!r}"
+        raise ValueError(msg)
+
+
+def _check_duration(_: object, __: object, value: object) -> None:
+    if not isinstance(value, float) or not 0.0 <= value <= _DURATION_MAX:
+        msg = f"execution_time must be 0 to {_DURATION_MAX:.0f} seconds, got {value!r}"
+        raise ValueError(msg)
+
+
+def _check_bool(_: object, attribute: Any, value: object) -> None:
+    if not isinstance(value, bool):
+        msg = f"{attribute.name} must be true or false, got {value!r}"
+        raise ValueError(msg)
+
+
+def _check_component_name(_: object, __: object, value: object) -> None:
+    if not _printable(value, _COMPONENT_NAME_MAX):
+        msg = f"component name must be 1-{_COMPONENT_NAME_MAX} printable characters"
+        raise ValueError(msg)
+
+
+def _check_info(_: object, __: object, value: Mapping[str, Scalar]) -> None:
+    if len(value) > _INFO_KEYS_MAX:
+        msg = f"a component may report at most {_INFO_KEYS_MAX} details"
+        raise ValueError(msg)
+    for key, item in value.items():
+        if not isinstance(key, str) or key == "c" or _INFO_KEY.fullmatch(key) is None:
+            msg = f"component detail names must be identifiers other than 'c', got {key!r}"
+            raise ValueError(msg)
+        if not _is_scalar(item):
+            msg = f"component detail {key!r} must be a short string, a finite number, a bool or null"
+            raise ValueError(msg)
+
+
+def _is_scalar(item: object) -> bool:
+    if item is None or isinstance(item, bool):
+        return True
+    if isinstance(item, int):
+        return -_INT_MAX <= item <= _INT_MAX
+    if isinstance(item, float):
+        return math.isfinite(item)
+    return isinstance(item, str) and len(item) <= _INFO_VALUE_MAX and item.isprintable()
+
+
+def _freeze_info(value: Mapping[str, Scalar] | None) -> dict[str, Scalar]:
+    return dict(value or {})
+
+
+def _to_components(value: Any) -> tuple[Component, ...] | None:
+    return None if value is None else tuple(value)
+
+
+def _to_duration(value: Any) -> Any:
+    # Parsl sends whole seconds; keep floats as they are and let the validator judge the rest.
+    return float(value) if type(value) is int else value
+
+
+# -- the models --
+
+
+@frozen
+class Component:
+    """One configured component: its qualified class name and optional safe details.
+
+    On the wire: the bare name, or ``{"c": name, **info}`` when there are details.
+    """
+
+    name: str = field(validator=_check_component_name)
+    info: Mapping[str, Scalar] = field(factory=dict, converter=_freeze_info, validator=_check_info)
+
+
+@frozen(kw_only=True)
+class StartMessage:
+    """Sent when a run starts, at levels 1-3."""
+
+    correlator: str = field(validator=_check_correlator)
+    product: str = field(validator=_check_product)
+    version: str = field(validator=_check_token)
+    python_v: str = field(validator=_check_token)
+    platform_system: str = field(validator=_check_token)
+    tracking_level: int = field(validator=_check_level)
+    project_name: str | None = field(default=None, validator=_check_project_name)
+    #: ``None`` at level 1 (the key is absent); a tuple from level 2 on.
+    components: tuple[Component, ...] | None = field(
+        default=None, converter=_to_components, validator=optional(deep_iterable(instance_of(Component)))
+    )
+    components_truncated: bool = field(default=False, validator=_check_bool)
+    #: Whole epoch seconds; level 3 only.
+    start: int | None = field(default=None, validator=_check_epoch)
+
+
+@frozen(kw_only=True)
+class CloseMessage:
+    """Sent when a run ends, at level 3.
+
+    Unlike Parsl's, it repeats product, version and level, so it is useful on its own;
+    the collector still accepts Parsl's close, which carries none of them.
+    """
+
+    correlator: str = field(validator=_check_correlator)
+    product: str | None = field(default=None, validator=_check_product)
+    version: str | None = field(default=None, validator=_check_token)
+    tracking_level: int | None = field(default=None, validator=_check_level)
+    project_name: str | None = field(default=None, validator=_check_project_name)
+    #: Whole epoch seconds.
+    end: int = field(validator=_check_epoch)
+    #: Seconds, from a monotonic clock, rounded to milliseconds.
+    execution_time: float = field(converter=_to_duration, validator=_check_duration)
+    #: The first entry is ``{"c": product, "app_count": N, "app_fails": M}``.
+    components: tuple[Component, ...] = field(
+        default=(), converter=tuple, validator=deep_iterable(instance_of(Component))  # type: ignore[misc]
+    )
+    components_truncated: bool = field(default=False, validator=_check_bool)
+
+
+Message: TypeAlias = StartMessage | CloseMessage
+
+
+# -- the converter --
+
+
+def _passthrough(value: Any, _: Any) -> Any:
+    return value
+
+
+def _structure_component(value: Any, _: Any) -> Component:
+    if isinstance(value, str):
+        return Component(value)
+    if isinstance(value, dict) and isinstance(value.get("c"), str):
+        info = {k: v for k, v in value.items() if k != "c"}
+        return Component(value["c"], info)
+    msg = "a component is a class name or an object with a 'c' name"
+    raise TypeError(msg)
+
+
+def _unstructure_component(component: Component) -> str | dict[str, Scalar]:
+    if not component.info:
+        return component.name
+    return {"c": component.name, **component.info}
+
+
+def _split_product_key(data: Any) -> Any:
+    """Turn the ``<name>_v`` key into ``product`` and ``version`` fields."""
+    if not isinstance(data, dict):
+        msg = f"a message is a JSON object, got {type(data).__name__}"
+        raise TypeError(msg)
+    if "product" in data or "version" in data:
+        msg = "'product' and 'version' are not wire keys; use '<name>_v'"
+        raise ValueError(msg)
+    keys = [k for k in data if k.endswith("_v") and k != "python_v"]
+    if not keys:
+        return data
+    if len(keys) > 1:
+        msg = f"a message names one product version, got {sorted(keys)}"
+        raise ValueError(msg)
+    out = dict(data)
+    out["version"] = out.pop(keys[0])
+    out["product"] = keys[0][:-2]
+    return out
+
+
+def _make_converter(*, detailed_validation: bool = True) -> cattrs.Converter:
+    import cattrs
+    from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+    conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=detailed_validation)
+    # Primitive fields pass through as parsed: every field's attrs validator checks its type
+    # (a bool is never taken for an int, a string never for a number), so the check runs once,
+    # the same way when the SDK builds a message and when the collector receives one.
+    for primitive in (str, int, float, bool):
+        conv.register_structure_hook(primitive, _passthrough)
+    conv.register_structure_hook(Component, _structure_component)
+    conv.register_unstructure_hook(Component, _unstructure_component)
+
+    for cls in (StartMessage, CloseMessage):
+        renames: dict[str, Any] = {"components_truncated": override(omit_if_default=True)}
+        if cls is StartMessage:
+            renames["platform_system"] = override(rename="platform.system")
+        generated_structure = make_dict_structure_fn(
+            cls, conv, _cattrs_forbid_extra_keys=True, **renames
+        )
+        generated_unstructure = make_dict_unstructure_fn(
+            cls, conv, _cattrs_omit_if_default=False, **_omit_none(cls, renames)
+        )
+        conv.register_structure_hook(cls, _with_product_split(generated_structure))
+        conv.register_unstructure_hook(cls, _with_product_key(generated_unstructure))
+    return conv
+
+
+def _omit_none(cls: type, renames: dict[str, Any]) -> dict[str, Any]:
+    """Optional fields are left out of the JSON when unset, as Parsl does."""
+    import attrs
+    from cattrs.gen import override
+
+    out = dict(renames)
+    names = {a.name for a in attrs.fields(cls)}
+    for name in ("project_name", "components", "start", "product", "version", "tracking_level"):
+        if name in names:
+            out[name] = override(omit_if_default=True, rename=getattr(out.get(name), "rename", None))
+    return out
+
+
+def _with_product_split(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    def structure(data: Any, cls: Any) -> Any:
+        return fn(_split_product_key(data), cls)
+
+    return structure
+
+
+def _with_product_key(fn: Callable[[Any], dict[str, Any]]) -> Callable[[Any], dict[str, Any]]:
+    def unstructure(message: Any) -> dict[str, Any]:
+        data = fn(message)
+        out: dict[str, Any] = {"correlator": data.pop("correlator")}
+        product = data.pop("product", None)
+        version = data.pop("version", None)
+        if product is not None:
+            out[f"{product}_v"] = version
+        out.update(data)
+        return out
+
+    return unstructure
+
+
+@functools.cache
+def converter() -> cattrs.Converter:
+    """The one converter shared by the SDK (unstructure) and the collector (structure)."""
+    return _make_converter()
+
+
+# -- encode / decode --
+
+
+def _dumps(data: dict[str, Any]) -> bytes:
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return PROTOCOL_1 + text.encode("utf-8")
+
+
+def encode(message: Message) -> tuple[bytes, Message]:
+    """Encode ``message`` as one protocol-1 datagram of at most ``MAX_DATAGRAM`` bytes.
+
+    If the components would push it over, trailing components are dropped and
+    ``components_truncated`` is set. Returns the datagram and the message it encodes
+    (the same object unless something was dropped).
+    """
+    conv = converter()
+    payload = _dumps(conv.unstructure(message))
+    if len(payload) <= MAX_DATAGRAM:
+        return payload, message
+    components = list(message.components or ())
+    while components:
+        components.pop()
+        trimmed = _evolve(message, components=tuple(components), components_truncated=True)
+        payload = _dumps(conv.unstructure(trimmed))
+        if len(payload) <= MAX_DATAGRAM:
+            return payload, trimmed
+    msg = f"message is {len(payload)} bytes even without components"
+    raise ValueError(msg)
+
+
+def _evolve(message: Message, **changes: Any) -> Message:
+    import attrs
+
+    return attrs.evolve(message, **changes)
+
+
+def _reject_constant(name: str) -> Any:
+    msg = f"{name} is not valid JSON"
+    raise ValueError(msg)
+
+
+def _stdlib_loads(text: str) -> Any:
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+def decode(datagram: bytes, *, loads: Callable[[str], Any] = _stdlib_loads) -> Message:
+    """Decode and validate one datagram; raise ``DecodeError`` with a reason and detail.
+
+    ``loads`` lets the collector use a faster JSON parser; it must reject NaN and Infinity.
+    """
+    if not datagram:
+        raise DecodeError("size", "empty datagram")
+    if len(datagram) > MAX_DATAGRAM:
+        raise DecodeError("size", f"{len(datagram)} bytes, more than {MAX_DATAGRAM}")
+    first = datagram[:1]
+    if first == PROTOCOL_1:
+        body = datagram[1:]
+    elif first == b"{":
+        body = datagram
+    else:
+        raise DecodeError("protocol", f"unknown protocol byte {first!r}")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DecodeError("encoding", f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+    try:
+        data = loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise DecodeError("json", f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise DecodeError("schema", f"a message is a JSON object, got {type(data).__name__}")
+    cls: type[Message] = CloseMessage if "end" in data else StartMessage
+    try:
+        result: Message = converter().structure(data, cls)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a counted rejection
+        raise _decode_error(exc) from None
+    return result
+
+
+def _decode_error(exc: BaseException) -> DecodeError:
+    import cattrs
+
+    if isinstance(exc, cattrs.ClassValidationError | cattrs.ForbiddenExtraKeysError):
+        extra = _forbidden_keys(exc)
+        if extra:
+            return DecodeError("unknown_field", f"unknown keys {sorted(extra)}")
+        return DecodeError("schema", "; ".join(cattrs.transform_error(exc, format_exception=_say)))
+    return DecodeError("schema", str(exc) or type(exc).__name__)
+
+
+def _say(exc: BaseException, type_: Any) -> str:
+    """Say what a validator said; fall back to cattrs' wording for everything else."""
+    from cattrs.v import format_exception
+
+    if isinstance(exc, ValueError) and str(exc):
+        return str(exc)
+    return format_exception(exc, type_)
+
+
+def _forbidden_keys(exc: BaseException) -> set[str]:
+    import cattrs
+
+    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
+        return set(exc.extra_fields)
+    if isinstance(exc, BaseExceptionGroup):
+        found: set[str] = set()
+        for sub in exc.exceptions:
+            found |= _forbidden_keys(sub)
+        return found
+    return set()
