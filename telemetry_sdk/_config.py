@@ -123,7 +123,7 @@ def _to_log_path(value: Any) -> Path | None:
     return Path(value).expanduser()
 
 
-def _check_product_name(_: object, __: object, value: object) -> None:
+def _check_product_name(_: object, __: object, value: Any) -> None:
     if not isinstance(value, str) or _PRODUCT_NAME.fullmatch(value) is None:
         msg = (
             "Product name must be 1-40 letters, digits, '_' or '-', starting with a letter, "
@@ -132,7 +132,7 @@ def _check_product_name(_: object, __: object, value: object) -> None:
         raise ConfigurationError(msg)
 
 
-def _check_version(_: object, __: object, value: object) -> None:
+def _check_version(_: object, __: object, value: Any) -> None:
     if not isinstance(value, str) or _VERSION.fullmatch(value) is None:
         msg = f"Product version must be 1-64 printable characters without spaces, got {value!r}"
         raise ConfigurationError(msg)

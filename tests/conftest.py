@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ _PREFIXES = ("DO_NOT_TRACK", "XDG_STATE_HOME", "XDG_CONFIG_HOME")
 @pytest.fixture(autouse=True)
 def _clean_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Path]:
+) -> Path:
     """Every test starts with no tracking variables and private state and config folders."""
     for name in list(os.environ):
         if name.startswith(_PREFIXES) or "_USAGE_TRACKING" in name:
@@ -24,7 +23,7 @@ def _clean_environment(
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
-    yield home
+    return home
 
 
 @pytest.fixture(autouse=True)
