@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from ._config import Config, Endpoint, Level, Product
-from ._errors import ConfigurationError, DecodeError, TelemetryError
+from ._errors import ConfigurationError, DecodeError, TelemetryError, TrackingSettingWarning
+from ._tracker import UsageTracker
 from .typing import UsageInformation
 
 __all__ = [
@@ -19,7 +20,9 @@ __all__ = [
     "Level",
     "Product",
     "TelemetryError",
+    "TrackingSettingWarning",
     "UsageInformation",
+    "UsageTracker",
 ]
 
 

@@ -36,7 +36,7 @@ def _server_available() -> bool:
 def _run_collector(args: argparse.Namespace) -> int:
     if not _server_available():
         return 1
-    from .collector._main import run_service
+    from .collector._commands import run_service
 
     return run_service(args)
 
@@ -44,7 +44,7 @@ def _run_collector(args: argparse.Namespace) -> int:
 def _run_leaderboard(args: argparse.Namespace) -> int:
     if not _server_available():
         return 1
-    from .collector._main import print_leaderboard
+    from .collector._commands import print_leaderboard
 
     return print_leaderboard(args)
 
@@ -52,7 +52,7 @@ def _run_leaderboard(args: argparse.Namespace) -> int:
 def _run_delete(args: argparse.Namespace) -> int:
     if not _server_available():
         return 1
-    from .collector._main import delete_run
+    from .collector._commands import delete_run
 
     return delete_run(args)
 

@@ -124,10 +124,11 @@ def _to_log_path(value: Any) -> Path | None:
 
 
 def _check_product_name(_: object, __: object, value: Any) -> None:
-    if not isinstance(value, str) or _PRODUCT_NAME.fullmatch(value) is None:
+    # "python" is refused: its version key would be "python_v", the Python version's key.
+    if not isinstance(value, str) or _PRODUCT_NAME.fullmatch(value) is None or value == "python":
         msg = (
             "Product name must be 1-40 letters, digits, '_' or '-', starting with a letter, "
-            f"got {value!r}"
+            f"and not 'python', got {value!r}"
         )
         raise ConfigurationError(msg)
 

@@ -24,3 +24,11 @@ class DecodeError(TelemetryError, ValueError):
         super().__init__(msg)
         self.reason = reason
         self.detail = detail
+
+
+class TrackingSettingWarning(UserWarning):
+    """An outside tracking setting (environment variable, saved settings file) is unreadable.
+
+    Tracking is turned off for the run instead of raising: an unreadable setting never
+    breaks the application, and never sends more than intended.
+    """

@@ -69,8 +69,18 @@ def _check_correlator(_: object, __: object, value: Any) -> None:
 
 
 def _check_product(_: object, __: object, value: Any) -> None:
-    if value is not None and (not isinstance(value, str) or _PRODUCT.fullmatch(value) is None):
-        msg = f"product name must be 1-40 letters, digits, '_' or '-', got {value!r}"
+    # "python" would make the version key "python_v", which is the Python version's key.
+    if value is not None and (
+        not isinstance(value, str) or _PRODUCT.fullmatch(value) is None or value == "python"
+    ):
+        msg = f"product name must be 1-40 letters, digits, '_' or '-' (not 'python'), got {value!r}"
+        raise ValueError(msg)
+
+
+def _check_named(instance: Any, _: Any, value: Any) -> None:
+    """Product and version travel as one key, ``<product>_v``: both are set or neither."""
+    if (value is None) != (instance.product is None):
+        msg = "product and version are sent as one '<product>_v' key: set both or neither"
         raise ValueError(msg)
 
 
@@ -206,7 +216,7 @@ class CloseMessage:
 
     correlator: str = field(validator=_check_correlator)
     product: str | None = field(default=None, validator=_check_product)
-    version: str | None = field(default=None, validator=_check_token)
+    version: str | None = field(default=None, validator=[_check_token, _check_named])
     tracking_level: int | None = field(default=None, validator=_check_level)
     project_name: str | None = field(default=None, validator=_check_project_name)
     #: Whole epoch seconds.

@@ -1,0 +1,138 @@
+"""Run the collector as its own process for the benchmarks, and read its figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from _common import clean_env
+
+
+class CollectorProcess:
+    """``python -m telemetry_sdk collector`` on free loopback ports, with a given database."""
+
+    def __init__(self, db: Path, workdir: Path) -> None:
+        self.db = db
+        self.ready = workdir / "ready.json"
+        self.log = workdir / "collector.log"
+        self.ready.unlink(missing_ok=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "telemetry_sdk",
+            "collector",
+            "--udp",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--db",
+            str(db),
+            "--ready-file",
+            str(self.ready),
+            "--log-level",
+            "WARNING",
+        ]
+        self._log_file = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            cmd, env=clean_env(), stdout=self._log_file, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 60
+        while not self.ready.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                msg = (
+                    f"the collector did not start; see {self.log}:\n{self.log.read_text()[-2000:]}"
+                )
+                raise RuntimeError(msg)
+            time.sleep(0.05)
+        info = json.loads(self.ready.read_text())
+        self.udp_port: int = info["udp"][1]
+        self.http = f"http://127.0.0.1:{info['http'][1]}"
+        self.pid: int = info["pid"]
+
+    def get(self, path: str, timeout: float = 30.0) -> bytes:
+        with urllib.request.urlopen(self.http + path, timeout=timeout) as response:
+            return response.read()
+
+    def metrics(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for line in self.get("/metrics").decode().splitlines():
+            if line.startswith("telemetry_collector_") and "{" not in line:
+                name, _, value = line.partition(" ")
+                out[name.removeprefix("telemetry_collector_")] = float(value)
+            elif line.startswith("telemetry_collector_rejected_total{"):
+                out["rejected_total"] = out.get("rejected_total", 0.0) + float(
+                    line.rpartition(" ")[2]
+                )
+        return out
+
+    def drain(self, timeout: float = 300.0) -> dict[str, float]:
+        """Wait until nothing more arrives and everything accepted is written."""
+        deadline = time.monotonic() + timeout
+        last: dict[str, float] = {}
+        while True:
+            now = self.metrics()
+            settled = (
+                now.get("queue_depth", 0) == 0
+                and now.get("written_total") == now.get("accepted_total")
+                and last.get("received_total") == now.get("received_total")
+            )
+            if settled or time.monotonic() > deadline:
+                return now
+            last = now
+            time.sleep(0.5)
+
+    def memory_kib(self) -> dict[str, int]:
+        """VmRSS and VmHWM of the collector process, in KiB."""
+        out = {}
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(value.split()[0])
+        return out
+
+    def stop(self) -> int | None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(120)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log_file.close()
+        return self.proc.returncode
+
+    def __enter__(self) -> CollectorProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def db_counts(db: Path) -> dict[str, int]:
+    """Rows in the store: runs, runs with a close, pending closes."""
+    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        runs, closed = conn.execute(
+            "SELECT count(*), coalesce(sum(has_close), 0) FROM runs"
+        ).fetchone()
+        pending = conn.execute("SELECT count(*) FROM pending_closes").fetchone()[0]
+    finally:
+        conn.close()
+    return {"runs": runs, "closed": closed, "pending": pending}
+
+
+def file_mib(path: Path) -> float:
+    total = 0
+    for suffix in ("", "-wal", "-shm"):
+        p = Path(str(path) + suffix)
+        if p.exists():
+            total += os.path.getsize(p)
+    return total / (1 << 20)

@@ -1,0 +1,10 @@
+"""``python -m telemetry_sdk``: the ``telemetry-sdk`` command."""
+
+from __future__ import annotations
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

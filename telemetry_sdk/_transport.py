@@ -1,0 +1,409 @@
+"""Delivery: one lazily started daemon worker per process, a bounded queue, a resolver with a
+hard deadline, and a direct path for interpreter exit.
+
+The calling thread only builds a :class:`Job` and puts it on the queue (:func:`submit`).
+The worker builds the message (the component walk), encodes it, writes the payload line of
+the local log, resolves the destination once (in a short-lived daemon thread, waited for at
+most :data:`RESOLVE_TIMEOUT`), sends the datagram from a non-blocking UDP socket and writes
+the outcome line. Socket errors are outcomes, never exceptions.
+
+At exit no thread may be started (Python 3.12 forbids it), so :func:`send_inline` does the
+same work on the calling thread with the address already known, and never resolves.
+
+After ``os.fork()`` the child gets a fresh queue, fresh locks and no worker; the parent's
+queued jobs are not sent twice.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from queue import SimpleQueue
+
+from attrs import define, field
+
+from . import _guard
+from ._config import Endpoint
+from ._locallog import LogWriter, logger, outcome_record, payload_record
+from ._wire import Message, encode
+
+__all__ = [
+    "DRAIN_TIMEOUT",
+    "MAX_QUEUE",
+    "RESOLVE_GRACE",
+    "RESOLVE_TIMEOUT",
+    "Job",
+    "Route",
+    "flush",
+    "hurry",
+    "send_inline",
+    "submit",
+    "worker_alive",
+]
+
+#: How long ``close()`` and the exit hook wait for the queue to drain, in seconds.
+DRAIN_TIMEOUT = 0.5
+#: How long the worker waits for a name to resolve, once per run, in seconds.
+RESOLVE_TIMEOUT = 1.0
+#: Once a run is closing, a pending resolution gets at most this much longer, in seconds.
+RESOLVE_GRACE = 0.15
+#: Jobs beyond this many waiting are dropped (and counted, and logged as dropped).
+MAX_QUEUE = 1000
+_DROPPED_KEPT = 64
+
+SockAddr = tuple[str, int] | tuple[str, int, int, int]
+
+
+@define
+class Route:
+    """Where a run's messages go and how they are recorded; one per run.
+
+    ``failure`` is set by the worker when the run's destination could not be resolved, so the
+    run does not wait for the resolver twice.
+    """
+
+    product: str
+    correlator: str
+    level: int
+    endpoint: Endpoint
+    log_path: Path
+    preview: bool
+    failure: str | None = None
+    #: ``time.monotonic()`` when the run began closing; -1 while it is open.
+    closing_at: float = -1.0
+
+
+@define(slots=True)
+class Job:
+    """One message to send: ``build`` makes it on the worker thread."""
+
+    route: Route
+    kind: str
+    build: Callable[[], Message]
+
+
+@define
+class _Resolution:
+    """One in-flight or finished look-up of an endpoint."""
+
+    done: threading.Event = field(factory=threading.Event)
+    address: tuple[int, SockAddr] | None = None
+    error: str | None = None
+
+
+class _Marker:
+    """Put on the queue by :func:`flush`; set when the worker reaches it."""
+
+    __slots__ = ("event",)
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+
+class _State:
+    """Everything a process owns; replaced wholesale in a forked child."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.queue: SimpleQueue[Job | _Marker] = SimpleQueue()
+        self.lock = threading.Lock()
+        self.worker: threading.Thread | None = None
+        self.wake = threading.Event()
+        self.hurry_at = -1.0
+        self.dropped = 0
+        self.dropped_jobs: deque[Job] = deque(maxlen=_DROPPED_KEPT)
+        self.resolutions: dict[Endpoint, _Resolution] = {}
+        self.sockets: dict[int, socket.socket] = {}
+        self.announced: set[str] = set()
+        self.log = LogWriter()
+
+
+_state = _State()
+
+
+def _after_fork_in_child() -> None:
+    global _state
+    old = _state
+    _state = _State()
+    # Keep what is plain data: resolved addresses and announcements. Sockets and the
+    # log's descriptors are inherited and still valid; locks and threads are not.
+    _state.resolutions = {
+        endpoint: res for endpoint, res in old.resolutions.items() if res.address is not None
+    }
+    _state.sockets = old.sockets
+    _state.announced = old.announced
+    old.log.reset_after_fork()
+    _state.log = old.log
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# -- the calling thread's side --
+
+
+def submit(job: Job) -> None:
+    """Queue ``job`` for the worker (starting it if needed); drop and count when full."""
+    state = _state
+    if state.queue.qsize() >= MAX_QUEUE:
+        state.dropped += 1
+        state.dropped_jobs.append(job)
+        return
+    worker = state.worker
+    if (worker is None or not worker.is_alive()) and not _start_worker(state):
+        send_inline(job)
+        return
+    state.queue.put(job)
+
+
+def _start_worker(state: _State) -> bool:
+    """Start the worker once; False if a thread cannot be started (interpreter exit)."""
+    with state.lock:
+        if state.worker is not None and state.worker.is_alive():
+            return True
+        thread = threading.Thread(
+            target=_run_worker, args=(state,), name="telemetry-sdk-worker", daemon=True
+        )
+        try:
+            thread.start()
+        except RuntimeError:
+            return False
+        state.worker = thread
+        return True
+
+
+def worker_alive() -> bool:
+    """Whether this process has a running worker."""
+    worker = _state.worker
+    return worker is not None and worker.is_alive()
+
+
+def flush(timeout: float = DRAIN_TIMEOUT) -> bool:
+    """Wait at most ``timeout`` seconds for every job queued so far; True if all were done."""
+    state = _state
+    if not worker_alive():
+        return state.queue.empty()
+    marker = _Marker()
+    state.queue.put(marker)
+    return marker.event.wait(timeout)
+
+
+def hurry(route: Route | None = None) -> None:
+    """``route`` (or, with None, every run: the process is exiting) is closing.
+
+    A pending name resolution for it gets at most ``RESOLVE_GRACE`` more seconds.
+    """
+    state = _state
+    if route is None:
+        if state.hurry_at < 0:
+            state.hurry_at = time.monotonic()
+    elif route.closing_at < 0:
+        route.closing_at = time.monotonic()
+    state.wake.set()
+
+
+# -- the worker --
+
+
+def _run_worker(state: _State) -> None:
+    while True:
+        try:
+            item = state.queue.get()
+        except Exception:  # interpreter teardown
+            return
+        if state is not _state:  # a forked child's copy of this thread does not exist
+            return
+        if isinstance(item, _Marker):
+            item.event.set()
+            continue
+        _log_dropped(state)
+        _process(state, item, resolve=True)
+
+
+def send_inline(job: Job) -> None:
+    """Do a job on the calling thread without resolving names (the exit path)."""
+    _process(_state, job, resolve=False)
+
+
+def _process(state: _State, job: Job, *, resolve: bool) -> None:
+    route = job.route
+    with _guard.capture_internal_exceptions():
+        payload, _ = encode(job.build())
+        _announce(state, route)
+        state.log.write(
+            route.log_path,
+            payload_record(
+                product=route.product,
+                correlator=route.correlator,
+                kind=job.kind,
+                level=route.level,
+                destination=str(route.endpoint),
+                payload=payload,
+            ),
+        )
+        outcome: str
+        reason: str | None
+        if route.preview:
+            outcome, reason = "preview", "preview mode: printed, not sent"
+            print(
+                f"telemetry-sdk preview ({route.product} {job.kind} message, not sent): "
+                + payload.decode("utf-8"),
+                file=sys.stderr,
+            )
+        else:
+            outcome, reason = _send(state, route, payload, resolve=resolve)
+        state.log.write(
+            route.log_path,
+            outcome_record(
+                product=route.product,
+                correlator=route.correlator,
+                kind=job.kind,
+                outcome=outcome,
+                reason=reason,
+                nbytes=len(payload),
+            ),
+        )
+
+
+def _log_dropped(state: _State) -> None:
+    while state.dropped_jobs:
+        try:
+            job = state.dropped_jobs.popleft()
+        except IndexError:
+            return
+        with _guard.capture_internal_exceptions():
+            route = job.route
+            state.log.write(
+                route.log_path,
+                outcome_record(
+                    product=route.product,
+                    correlator=route.correlator,
+                    kind=job.kind,
+                    outcome="dropped",
+                    reason=f"queue full ({MAX_QUEUE} messages waiting)",
+                ),
+            )
+
+
+def _announce(state: _State, route: Route) -> None:
+    """Say once per process and product that tracking is on, where it goes, how to stop it."""
+    if route.product in state.announced:
+        return
+    state.announced.add(route.product)
+    prefix = route.product.upper().replace("-", "_") + "_USAGE_TRACKING"
+    logger.info(
+        "usage tracking for %s is on at level %d%s: messages go to %s and are logged in %s; "
+        "turn it off with %s=0, DO_NOT_TRACK=1 or 'telemetry-sdk disable --product %s'",
+        route.product,
+        route.level,
+        " (preview mode: printed, not sent)" if route.preview else "",
+        route.endpoint,
+        route.log_path,
+        prefix,
+        route.product,
+    )
+
+
+def _send(state: _State, route: Route, payload: bytes, *, resolve: bool) -> tuple[str, str | None]:
+    """Send one datagram; return ``(outcome, reason)``."""
+    if route.failure is not None:
+        return "failed", route.failure
+    address = _address(state, route, resolve=resolve)
+    if address is None:
+        return "failed", route.failure or "no address"
+    family, sockaddr = address
+    try:
+        sock = state.sockets.get(family)
+        if sock is None:
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            sock.setblocking(False)
+            state.sockets[family] = sock
+        sock.sendto(payload, sockaddr)
+    except OSError as exc:
+        return "failed", _describe_error(exc)
+    return "sent", None
+
+
+def _describe_error(exc: OSError) -> str:
+    name = type(exc).__name__
+    if exc.errno is not None:
+        return f"{name}: [Errno {exc.errno}] {exc.strerror}"
+    return f"{name}: {exc}"
+
+
+def _literal(endpoint: Endpoint) -> tuple[int, SockAddr] | None:
+    """The address of an IP-literal endpoint (no resolution needed), else None."""
+    try:
+        ip = ipaddress.ip_address(endpoint.host)
+    except ValueError:
+        return None
+    if ip.version == 6:
+        return socket.AF_INET6, (endpoint.host, endpoint.port, 0, 0)
+    return socket.AF_INET, (endpoint.host, endpoint.port)
+
+
+def _address(state: _State, route: Route, *, resolve: bool) -> tuple[int, SockAddr] | None:
+    """The run's destination address; on failure set ``route.failure`` and return None."""
+    endpoint = route.endpoint
+    literal = _literal(endpoint)
+    if literal is not None:
+        return literal
+    res = state.resolutions.get(endpoint)
+    if res is not None and res.address is not None:
+        return res.address
+    if not resolve:
+        route.failure = "name not resolved before exit"
+        return None
+    if res is None or (res.done.is_set() and res.address is None):
+        res = _Resolution()
+        resolver = threading.Thread(
+            target=_resolve, args=(state, endpoint, res), name="telemetry-sdk-resolver", daemon=True
+        )
+        try:
+            resolver.start()
+        except RuntimeError:  # interpreter shutdown (Python 3.12+): no new threads
+            route.failure = "name not resolved before exit"
+            return None
+        state.resolutions[endpoint] = res
+    began = time.monotonic()
+    while not res.done.is_set():
+        deadline = began + RESOLVE_TIMEOUT
+        for closing in (route.closing_at, state.hurry_at):
+            if closing >= 0:
+                deadline = min(deadline, max(closing, began) + RESOLVE_GRACE)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        state.wake.wait(remaining)
+        state.wake.clear()
+    if res.address is not None:
+        return res.address
+    if res.done.is_set():
+        route.failure = f"name resolution failed: {res.error}"
+    else:
+        route.failure = f"name resolution timed out after {time.monotonic() - began:.1f} s"
+    return None
+
+
+def _resolve(state: _State, endpoint: Endpoint, res: _Resolution) -> None:
+    """Look ``endpoint`` up (may block for a long time; the worker does not wait for it)."""
+    try:
+        infos = socket.getaddrinfo(endpoint.host, endpoint.port, type=socket.SOCK_DGRAM)
+        usable = [i for i in infos if i[0] in (socket.AF_INET, socket.AF_INET6)]
+        if usable:
+            family, _, _, _, sockaddr = usable[0]
+            res.address = (int(family), sockaddr)  # type: ignore[assignment]
+        else:
+            res.error = "no IPv4 or IPv6 address"
+    except Exception as exc:  # a failed look-up is an outcome
+        res.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        res.done.set()
+        state.wake.set()

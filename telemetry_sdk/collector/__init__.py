@@ -1,0 +1,30 @@
+"""The collector: receive usage datagrams, keep them, show the leaderboard and the dashboard.
+
+Needs the ``server`` extra (``pip install 'telemetry-sdk[server]'``). The core package never
+imports this subpackage.
+"""
+
+from __future__ import annotations
+
+try:
+    import orjson  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    msg = "the collector needs the server extra: pip install 'telemetry-sdk[server]'"
+    raise ImportError(msg) from exc
+
+from ._ingest import Record, parse, record_from_message
+from ._metrics import Metrics
+from ._service import Collector, CollectorSettings
+from ._store import SQLiteStore, Store, WriteResult
+
+__all__ = [
+    "Collector",
+    "CollectorSettings",
+    "Metrics",
+    "Record",
+    "SQLiteStore",
+    "Store",
+    "WriteResult",
+    "parse",
+    "record_from_message",
+]

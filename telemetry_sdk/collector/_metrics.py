@@ -1,0 +1,195 @@
+"""Counters of the collector, rendered in the Prometheus text format.
+
+The receiver (in the service's process) counts what arrives; the ingest side (decoding and
+writing, possibly in a child process) keeps its counters in ``IngestStats``, a flat list of
+numbers that the child sends back to the parent after every batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from attrs import define, field
+
+__all__ = ["INGEST_SLOTS", "REASONS", "IngestStats", "Metrics"]
+
+#: Upper bounds (seconds) of the write latency histogram.
+_LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+#: Why a datagram can be rejected (``DecodeError.reason``).
+REASONS = ("size", "protocol", "encoding", "json", "schema", "unknown_field")
+
+# Slots of ``IngestStats.values``.
+_BATCHES, _WRITTEN, _ERRORS, _LOST, _LATENCY_SUM, _ACCEPTED = range(6)
+_REJECTED = 6
+_BUCKETS = _REJECTED + len(REASONS)
+INGEST_SLOTS = _BUCKETS + len(_LATENCY_BUCKETS) + 1
+
+
+@define
+class IngestStats:
+    """What decoding and writing counted, as a flat list of numbers (easy to ship)."""
+
+    values: list[float] = field(factory=lambda: [0.0] * INGEST_SLOTS)
+
+    def accept(self, messages: int) -> None:
+        """Count valid messages handed to the store."""
+        self.values[_ACCEPTED] += messages
+
+    def reject(self, reason: str) -> None:
+        """Count one rejected datagram."""
+        index = REASONS.index(reason) if reason in REASONS else REASONS.index("schema")
+        self.values[_REJECTED + index] += 1
+
+    def observe(self, seconds: float, messages: int) -> None:
+        """Count one committed batch of ``messages`` that took ``seconds``."""
+        index = 0
+        while index < len(_LATENCY_BUCKETS) and seconds > _LATENCY_BUCKETS[index]:
+            index += 1
+        values = self.values
+        values[_BUCKETS + index] += 1
+        values[_LATENCY_SUM] += seconds
+        values[_WRITTEN] += messages
+        values[_BATCHES] += 1
+
+    def fail(self, messages: int) -> None:
+        """Count one batch of ``messages`` that could not be written."""
+        self.values[_ERRORS] += 1
+        self.values[_LOST] += messages
+
+    def _int(self, slot: int) -> int:
+        return int(self.values[slot])
+
+    @property
+    def accepted(self) -> int:
+        """Valid messages."""
+        return self._int(_ACCEPTED)
+
+    @property
+    def rejected(self) -> dict[str, int]:
+        """Rejected datagrams by reason."""
+        return {r: self._int(_REJECTED + i) for i, r in enumerate(REASONS)}
+
+    @property
+    def write_batches(self) -> int:
+        """Batches committed."""
+        return self._int(_BATCHES)
+
+    @property
+    def written(self) -> int:
+        """Messages committed."""
+        return self._int(_WRITTEN)
+
+    @property
+    def write_errors(self) -> int:
+        """Batches that failed."""
+        return self._int(_ERRORS)
+
+    @property
+    def lost(self) -> int:
+        """Messages in failed batches."""
+        return self._int(_LOST)
+
+    def latency(self) -> tuple[list[int], float]:
+        """Batches per latency bucket, and the total seconds."""
+        counts = self.values[_BUCKETS : _BUCKETS + len(_LATENCY_BUCKETS) + 1]
+        return [int(v) for v in counts], float(self.values[_LATENCY_SUM])
+
+
+@define
+class Metrics:
+    """What the collector counts: the receiver's counters and the ingest side's."""
+
+    received: int = 0
+    rate_limited: int = 0
+    #: Datagrams dropped because too many were waiting to be decoded and written.
+    queue_dropped: int = 0
+    #: Datagrams handed to the ingest side.
+    queued: int = 0
+    ingest: IngestStats = field(factory=IngestStats)
+
+    @property
+    def accepted(self) -> int:
+        """Valid messages."""
+        return self.ingest.accepted
+
+    @property
+    def written(self) -> int:
+        """Messages committed to the store."""
+        return self.ingest.written
+
+    @property
+    def rejected_total(self) -> int:
+        """Every rejected datagram, whatever the reason."""
+        return sum(self.ingest.rejected.values())
+
+    @property
+    def depth(self) -> int:
+        """Datagrams received and queued but not yet decoded (and written)."""
+        ingest = self.ingest
+        return max(0, self.queued - ingest.accepted - sum(ingest.rejected.values()))
+
+    def summary(self) -> dict[str, int]:
+        """The main counters, for the final log line."""
+        ingest = self.ingest
+        return {
+            "received": self.received,
+            "accepted": ingest.accepted,
+            "written": ingest.written,
+            "rejected": self.rejected_total,
+            "rate_limited": self.rate_limited,
+            "queue_dropped": self.queue_dropped,
+            "lost": ingest.lost,
+        }
+
+    def render(self) -> str:
+        """The Prometheus text exposition of every counter."""
+        out: list[str] = []
+
+        def metric(name: str, kind: str, text: str, samples: list[tuple[str, Any]]) -> None:
+            out.append(f"# HELP telemetry_collector_{name} {text}")
+            out.append(f"# TYPE telemetry_collector_{name} {kind}")
+            for labels, value in samples:
+                out.append(f"telemetry_collector_{name}{labels} {value}")
+
+        ingest = self.ingest
+        metric("received_total", "counter", "Datagrams received.", [("", self.received)])
+        metric("accepted_total", "counter", "Valid messages accepted.", [("", ingest.accepted)])
+        metric(
+            "rejected_total",
+            "counter",
+            "Datagrams rejected, by reason.",
+            [(f'{{reason="{r}"}}', n) for r, n in ingest.rejected.items()],
+        )
+        metric(
+            "rate_limited_total",
+            "counter",
+            "Datagrams dropped by the per-source rate limit.",
+            [("", self.rate_limited)],
+        )
+        metric(
+            "queue_dropped_total",
+            "counter",
+            "Datagrams dropped because too many were waiting to be written.",
+            [("", self.queue_dropped)],
+        )
+        metric("queue_depth", "gauge", "Datagrams waiting to be decoded.", [("", self.depth)])
+        counts, total = ingest.latency()
+        batches = sum(counts)
+        metric("write_batches_total", "counter", "Batches committed.", [("", batches)])
+        metric("written_total", "counter", "Messages committed.", [("", ingest.written)])
+        metric(
+            "write_errors_total", "counter", "Write batches that failed.", [("", ingest.write_errors)]
+        )
+        metric(
+            "lost_total", "counter", "Accepted messages lost to failed writes.", [("", ingest.lost)]
+        )
+        samples: list[tuple[str, Any]] = []
+        running = 0
+        for bound, count in zip(_LATENCY_BUCKETS, counts, strict=False):
+            running += count
+            samples.append((f'_bucket{{le="{bound}"}}', running))
+        samples.append(('_bucket{le="+Inf"}', batches))
+        samples.append(("_sum", round(total, 6)))
+        samples.append(("_count", batches))
+        metric("write_batch_seconds", "histogram", "Time to write and commit one batch.", samples)
+        return "\n".join(out) + "\n"

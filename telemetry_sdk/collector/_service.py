@@ -1,0 +1,203 @@
+"""The collector service: sockets, receiver, writer and HTTP wired together."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+from attrs import define, field, frozen
+
+from ._http import CollectorHTTPServer
+from ._metrics import Metrics
+from ._ratelimit import RateLimiter
+from ._receiver import Receiver
+from ._store import SQLiteStore
+from ._writer import Writer, WriterProcess
+
+__all__ = ["Collector", "CollectorSettings", "parse_address"]
+
+logger = logging.getLogger("telemetry_sdk.collector")
+
+#: Receive buffer asked for; the kernel caps it at ``net.core.rmem_max`` (doubled).
+RCVBUF = 8 * 1024 * 1024
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """Parse ``HOST:PORT`` or ``[IPV6]:PORT``; raise ``ValueError``."""
+    rest = text.strip()
+    if rest.startswith("["):
+        host, sep, port = rest[1:].partition("]:")
+    else:
+        host, sep, port = rest.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        msg = f"expected HOST:PORT (port 0-65535; 0 picks a free port), got {text!r}"
+        raise ValueError(msg)
+    return host, int(port)
+
+
+def _show(address: tuple[Any, ...]) -> str:
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@frozen(kw_only=True)
+class CollectorSettings:
+    """How a collector listens and where it keeps its data."""
+
+    udp: tuple[str, int] = ("127.0.0.1", 50077)
+    #: ``None`` runs without HTTP.
+    http: tuple[str, int] | None = ("127.0.0.1", 8000)
+    db: Path = Path("telemetry-collector.db")
+    #: Bearer token that allows ``DELETE /api/runs/...``; ``None`` refuses deletion over HTTP.
+    admin_token: str | None = None
+    #: Datagrams per second per source address (0: no limit) and the burst allowed.
+    rate: float = 0.0
+    burst: int = 1000
+    rcvbuf: int = RCVBUF
+    max_queued: int = 1_000_000
+    #: Write from a child process (the default: the receive loop keeps the GIL to itself)
+    #: or from a thread in this process.
+    writer_process: bool = True
+
+
+@define
+class Collector:
+    """A running collector. ``start()`` binds and returns; ``stop()`` drains and commits.
+
+    >>> with Collector(CollectorSettings(udp=("127.0.0.1", 0), http=("127.0.0.1", 0))) as c:
+    ...     print(c.udp_address, c.http_url)
+    """
+
+    settings: CollectorSettings
+    metrics: Metrics = field(factory=Metrics)
+    _store: SQLiteStore | None = None
+    _admin_store: SQLiteStore | None = None
+    _admin_lock: threading.Lock = field(factory=threading.Lock)
+    _writer: Writer | WriterProcess | None = None
+    _receiver: Receiver | None = None
+    _sock: socket.socket | None = None
+    _http: CollectorHTTPServer | None = None
+    _http_thread: threading.Thread | None = None
+    _stopped: bool = False
+
+    @property
+    def udp_address(self) -> tuple[str, int]:
+        """The bound UDP address (the real port when 0 was asked for)."""
+        assert self._sock is not None, "not started"
+        host, port = self._sock.getsockname()[:2]
+        return host, port
+
+    @property
+    def http_address(self) -> tuple[str, int] | None:
+        """The bound HTTP address, or ``None`` without HTTP."""
+        if self._http is None:
+            return None
+        host, port = self._http.server_address[:2]
+        return str(host), int(port)
+
+    @property
+    def http_url(self) -> str | None:
+        """The dashboard's URL, or ``None`` without HTTP."""
+        address = self.http_address
+        return None if address is None else f"http://{_show(address)}/"
+
+    @property
+    def store(self) -> SQLiteStore:
+        """The writer's store (use it from the writer thread only while running)."""
+        assert self._store is not None, "not started"
+        return self._store
+
+    def start(self) -> Collector:
+        """Open the store, bind the sockets and start the threads."""
+        settings = self.settings
+        self._store = SQLiteStore.open(settings.db)
+        family = socket.AF_INET6 if ":" in settings.udp[0] else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, settings.rcvbuf)
+            sock.bind(settings.udp)
+        except OSError:
+            sock.close()
+            self._store.close()
+            raise
+        self._sock = sock
+        if settings.writer_process:
+            self._writer = WriterProcess(
+                self.metrics, settings.max_queued, db_path=str(settings.db)
+            )
+        else:
+            self._writer = Writer(self.metrics, settings.max_queued, store=self._store)
+        self._writer.start()
+        self._receiver = Receiver(
+            sock, RateLimiter(settings.rate, settings.burst), self.metrics, self._writer.submit
+        )
+        self._receiver.start()
+        if settings.http is not None:
+            self._http = CollectorHTTPServer(
+                settings.http,
+                db_path=str(settings.db),
+                metrics=self.metrics,
+                admin_token=settings.admin_token,
+                writable=self._admin,
+                healthy=lambda: bool(self._writer and self._writer.alive),
+            )
+            self._http_thread = threading.Thread(
+                target=self._http.serve_forever,
+                kwargs={"poll_interval": 0.2},
+                name="collector-http",
+                daemon=True,
+            )
+            self._http_thread.start()
+        buffer = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        logger.info(
+            "receiving UDP on %s (receive buffer %d KiB), storing in %s",
+            _show(self.udp_address),
+            buffer // 1024,
+            settings.db,
+        )
+        if self.http_url is not None:
+            logger.info(
+                "serving HTTP on %s (dashboard at %s)",
+                _show(self.http_address or ()),
+                self.http_url,
+            )
+        if settings.rate > 0:
+            logger.info(
+                "rate limit: %g datagrams/s per source, bursts of %d", settings.rate, settings.burst
+            )
+        return self
+
+    def _admin(self) -> SQLiteStore:
+        with self._admin_lock:
+            if self._admin_store is None:
+                self._admin_store = SQLiteStore.open(self.settings.db)
+            return self._admin_store
+
+    def stop(self) -> None:
+        """Stop receiving, write everything accepted so far, commit, and close."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+        if self._receiver is not None:
+            self._receiver.stop()
+        if self._writer is not None:
+            self._writer.stop()
+        if self._sock is not None:
+            self._sock.close()
+        for store in (self._store, self._admin_store):
+            if store is not None:
+                store.close()
+        summary = " ".join(f"{k}={v}" for k, v in self.metrics.summary().items())
+        logger.info("stopped: %s", summary)
+
+    def __enter__(self) -> Collector:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

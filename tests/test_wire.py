@@ -1,0 +1,246 @@
+"""The wire models: Hypothesis round-trips, the 1,232-byte limit, and Parsl's own datagrams."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from telemetry_sdk import Product
+from telemetry_sdk._wire import (
+    MAX_DATAGRAM,
+    CloseMessage,
+    Component,
+    StartMessage,
+    converter,
+    decode,
+    encode,
+)
+
+EPOCH_MAX = 4_102_444_800
+
+correlators = st.uuids().map(str)
+product_names = st.from_regex(r"[A-Za-z][A-Za-z0-9_-]{0,39}", fullmatch=True)
+tokens = st.from_regex(r"[\x21-\x7e]{1,64}", fullmatch=True)
+
+
+def printable(max_size: int) -> st.SearchStrategy[str]:
+    return st.text(min_size=1, max_size=max_size).filter(str.isprintable)
+
+
+project_names = printable(64).map(str.strip).filter(lambda s: bool(s))
+info_keys = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}", fullmatch=True).filter(
+    lambda k: k != "c"
+)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**53), 2**53),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=200).filter(str.isprintable),
+)
+components = st.builds(
+    Component,
+    name=printable(200),
+    info=st.dictionaries(info_keys, scalars, max_size=6),
+)
+epochs = st.integers(1, EPOCH_MAX - 1)
+
+
+@st.composite
+def start_messages(draw: st.DrawFn) -> StartMessage:
+    return StartMessage(
+        correlator=draw(correlators),
+        product=draw(product_names),
+        version=draw(tokens),
+        python_v=draw(tokens),
+        platform_system=draw(tokens),
+        tracking_level=draw(st.integers(1, 3)),
+        project_name=draw(st.none() | project_names),
+        components=draw(st.none() | st.lists(components, max_size=8).map(tuple)),
+        components_truncated=draw(st.booleans()),
+        start=draw(st.none() | epochs),
+    )
+
+
+@st.composite
+def close_messages(draw: st.DrawFn) -> CloseMessage:
+    # Product and version travel as one key, "<product>_v": both or neither.
+    named = draw(st.booleans())
+    return CloseMessage(
+        correlator=draw(correlators),
+        product=draw(product_names) if named else None,
+        version=draw(tokens) if named else None,
+        tracking_level=draw(st.none() | st.integers(1, 3)),
+        project_name=draw(st.none() | project_names),
+        end=draw(epochs),
+        execution_time=draw(st.floats(0.0, 315_360_000.0)),
+        components=draw(st.lists(components, max_size=8).map(tuple)),
+        components_truncated=draw(st.booleans()),
+    )
+
+
+messages = st.one_of(start_messages(), close_messages())
+
+
+# No per-example deadline: the first example imports cattrs, and CI machines are noisy.
+class TestRoundTrip:
+    @given(components)
+    @settings(deadline=None)
+    def test_component_structure_unstructure(self, component):
+        """A component survives the converter unchanged."""
+        conv = converter()
+        assert conv.structure(conv.unstructure(component), Component) == component
+
+    @given(messages)
+    @settings(deadline=None)
+    def test_message_structure_unstructure(self, message):
+        """Every message survives structure(unstructure(x)) unchanged."""
+        conv = converter()
+        assert conv.structure(conv.unstructure(message), type(message)) == message
+
+    @given(messages)
+    @settings(max_examples=200, deadline=None)
+    def test_message_encode_decode(self, message):
+        """decode(encode(x)) gives back the message that was encoded, within 1,232 bytes."""
+        datagram, sent = encode(message)
+        assert len(datagram) <= MAX_DATAGRAM
+        assert datagram[:1] == b"1"
+        assert decode(datagram) == sent
+        if sent != message:
+            assert sent.components_truncated
+            assert sent.components == (message.components or ())[: len(sent.components or ())]
+
+    @given(messages)
+    @settings(deadline=None)
+    def test_optional_keys_are_absent_when_unset(self, message):
+        """Unset optional fields are left out of the JSON, as Parsl does."""
+        data = converter().unstructure(message)
+        assert ("project_name" in data) == (message.project_name is not None)
+        assert ("components_truncated" in data) == message.components_truncated
+        if isinstance(message, StartMessage):
+            assert ("start" in data) == (message.start is not None)
+            assert ("components" in data) == (message.components is not None)
+        assert next(iter(data)) == "correlator"
+
+
+class TestModelChecks:
+    def test_a_product_named_python_is_refused(self):
+        """'python_v' is the Python version's key, so no product may be named 'python'."""
+        with pytest.raises(ValueError, match="python"):
+            StartMessage(
+                correlator="7c886a00-1111-4222-8333-444455556666",
+                product="python",
+                version="1.0",
+                python_v="3.11.7",
+                platform_system="Linux",
+                tracking_level=1,
+            )
+        with pytest.raises(ValueError, match="python"):
+            Product(name="python", version="1.0", endpoint="udp://127.0.0.1:50077")
+
+    def test_close_needs_product_and_version_together(self):
+        """A close with a version but no product could not be encoded, so it is refused."""
+        with pytest.raises(ValueError, match="both"):
+            CloseMessage(
+                correlator="7c886a00-1111-4222-8333-444455556666",
+                version="1.0",
+                end=1_795_305_802,
+                execution_time=1.0,
+            )
+
+
+class TestTruncation:
+    def test_components_are_dropped_from_the_end_to_fit(self):
+        """An oversized component list is cut from the end and flagged, never fragmented."""
+        many = tuple(Component(f"pkg.module.Class{i:03d}" + "x" * 60) for i in range(60))
+        message = StartMessage(
+            correlator="7c886a00-1111-4222-8333-444455556666",
+            product="minflow",
+            version="1.4.0",
+            python_v="3.11.7",
+            platform_system="Linux",
+            tracking_level=2,
+            components=many,
+        )
+        datagram, sent = encode(message)
+        assert len(datagram) <= MAX_DATAGRAM
+        assert sent.components_truncated
+        assert json.loads(datagram[1:])["components_truncated"] is True
+        kept = sent.components or ()
+        assert 0 < len(kept) < len(many)
+        assert kept == many[: len(kept)]
+        assert decode(datagram) == sent
+
+    def test_a_message_that_fits_is_sent_whole(self):
+        """A small message is encoded as it is."""
+        message = CloseMessage(
+            correlator="7c886a00-1111-4222-8333-444455556666",
+            end=1_795_305_802,
+            execution_time=1.5,
+            components=(Component("minflow", {"app_count": 1, "app_fails": 0}),),
+        )
+        datagram, sent = encode(message)
+        assert sent is message
+        assert "components_truncated" not in json.loads(datagram[1:])
+
+    def test_oversized_datagrams_are_rejected_on_receipt(self):
+        """The receiving side refuses anything over 1,232 bytes."""
+        with pytest.raises(ValueError, match="size"):
+            decode(b"1" + b" " * MAX_DATAGRAM)
+
+
+# Datagrams exactly as Parsl sends them (Python's default json separators), from the reference.
+PARSL_START = (
+    b'1{"correlator": "7c886a00-1111-4222-8333-444455556666", "parsl_v": "2025.03.17", '
+    b'"python_v": "3.11.7", "platform.system": "Linux", "tracking_level": 3, '
+    b'"project_name": "probe-level-3", "components": [{"c": "parsl.config.Config", '
+    b'"executors_len": 1, "dependency_resolver": false}, '
+    b'"parsl.executors.threads.ThreadPoolExecutor"], "start": 1795305801}'
+)
+PARSL_CLOSE = (
+    b'1{"correlator": "7c886a00-1111-4222-8333-444455556666", "end": 1795305802, '
+    b'"execution_time": 1, "components": [{"c": "parsl.dataflow.dflow.DataFlowKernel", '
+    b'"app_count": 4, "app_fails": 2}, {"c": "parsl.config.Config", "executors_len": 1, '
+    b'"dependency_resolver": false}, "parsl.executors.threads.ThreadPoolExecutor"], '
+    b'"project_name": "probe-level-3"}'
+)
+
+
+class TestParslDatagrams:
+    def test_parsl_start_decodes(self):
+        """A real Parsl level-3 start datagram decodes to the same facts."""
+        message = decode(PARSL_START)
+        assert isinstance(message, StartMessage)
+        assert (message.product, message.version, message.tracking_level) == (
+            "parsl",
+            "2025.03.17",
+            3,
+        )
+        assert message.project_name == "probe-level-3"
+        assert message.start == 1_795_305_801
+        assert message.components == (
+            Component("parsl.config.Config", {"executors_len": 1, "dependency_resolver": False}),
+            Component("parsl.executors.threads.ThreadPoolExecutor"),
+        )
+
+    def test_parsl_close_decodes_without_version_or_level(self):
+        """Parsl's close carries no version or level; it still decodes, with whole seconds."""
+        message = decode(PARSL_CLOSE)
+        assert isinstance(message, CloseMessage)
+        assert (message.product, message.version, message.tracking_level) == (None, None, None)
+        assert message.execution_time == 1.0
+        assert message.components[0].info == {"app_count": 4, "app_fails": 2}
+
+    def test_pre_2024_bare_json_decodes(self):
+        """The older form without the leading protocol byte is accepted."""
+        assert decode(PARSL_START[1:]) == decode(PARSL_START)
+
+    def test_reencoding_a_parsl_message_round_trips(self):
+        """A decoded Parsl message re-encodes to an equivalent compact datagram."""
+        message = decode(PARSL_START)
+        datagram, _ = encode(message)
+        assert decode(datagram) == message
+        assert json.loads(datagram[1:]) == json.loads(PARSL_START[1:])
