@@ -73,21 +73,36 @@ class CollectorProcess:
                 )
         return out
 
-    def drain(self, timeout: float = 300.0) -> dict[str, float]:
-        """Wait until nothing more arrives and everything accepted is written."""
-        deadline = time.monotonic() + timeout
+    def drain(self, stall: float = 30.0) -> dict[str, float]:
+        """Wait until nothing more arrives and everything accepted is written.
+
+        Gives up when neither ``received_total`` nor ``written_total`` moved for ``stall`` s.
+        """
         last: dict[str, float] = {}
+        moved = time.monotonic()
         while True:
             now = self.metrics()
+            progress = (now.get("received_total"), now.get("written_total"))
+            if progress != (last.get("received_total"), last.get("written_total")):
+                moved = time.monotonic()
             settled = (
                 now.get("queue_depth", 0) == 0
                 and now.get("written_total") == now.get("accepted_total")
                 and last.get("received_total") == now.get("received_total")
             )
-            if settled or time.monotonic() > deadline:
+            if settled or time.monotonic() - moved > stall:
                 return now
             last = now
             time.sleep(0.5)
+
+    def udp_drops(self) -> int | None:
+        """Datagrams the kernel dropped at the collector's socket (its buffer was full)."""
+        port = f":{self.udp_port:04X}"
+        for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[1].endswith(port):
+                return int(fields[-1])
+        return None
 
     def memory_kib(self) -> dict[str, int]:
         """VmRSS and VmHWM of the collector process, in KiB."""

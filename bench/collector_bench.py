@@ -52,6 +52,7 @@ def trial(rate: float, duration: float, processes: int, workdir: Path) -> dict[s
         metrics = collector.drain()
         drain = time.monotonic() - began
         memory = collector.memory_kib()
+        drops = collector.udp_drops()
     counts = db_counts(db)
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
@@ -71,6 +72,7 @@ def trial(rate: float, duration: float, processes: int, workdir: Path) -> dict[s
         "counts": counts,
         "drain": drain,
         "memory": memory,
+        "drops": drops,
         "ok": ok,
     }
 
@@ -118,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"{c['runs']:,}/{load['runs']:,}",
                         f"{c['closed']:,}/{load['closes']:,}",
                         f"{load['sent'] - m.get('accepted_total', 0):,.0f}",
+                        "?" if r["drops"] is None else f"{r['drops']:,}",
                         f"{r['drain']:.1f} s",
                         f"{r['memory'].get('VmHWM', 0) / 1024:,.0f} MiB",
                         "yes" if r["ok"] else "NO",
@@ -139,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             "runs stored",
             "closes stored",
             "lost",
+            "kernel drops",
             "drain after load",
             "collector VmHWM",
             "lossless",

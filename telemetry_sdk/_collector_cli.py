@@ -57,12 +57,36 @@ def _run_delete(args: argparse.Namespace) -> int:
     return delete_run(args)
 
 
+def _find_demo() -> str | None:
+    """``examples/demo.py`` of a source checkout: here, or next to this package."""
+    import os
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    for base in (os.getcwd(), os.path.dirname(here)):
+        path = os.path.join(base, "examples", "demo.py")
+        if os.path.isfile(path):
+            return path
+    return None
+
+
 def _run_demo(args: argparse.Namespace) -> int:
     if not _server_available():
         return 1
-    from .collector._demo import run_demo
+    path = _find_demo()
+    if path is None:
+        print(
+            "telemetry-sdk: the demo ships with the source (examples/demo.py); "
+            "run it from a checkout of telemetry-sdk",
+            file=sys.stderr,
+        )
+        return 1
+    import subprocess
 
-    return run_demo(args)
+    command = [sys.executable, path] + (["--no-wait"] if args.no_wait else [])
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 130
 
 
 def _positive_float(text: str) -> float:
@@ -124,7 +148,7 @@ def add_collector_parsers(subparsers: Any) -> None:
         "--burst",
         type=_positive_int,
         default=DEFAULT_BURST,
-        help=f"datagrams one source may send at once before --rate applies (default {DEFAULT_BURST})",
+        help=f"datagrams a source may send at once before --rate applies (default {DEFAULT_BURST})",
     )
     collector.add_argument(
         "--ready-file",

@@ -183,15 +183,15 @@ def _epoch(value: object) -> bool:
     return type(value) is int and 0 < value < _EPOCH_MAX
 
 
-def _scalar(item: object) -> bool:
+def _scalar(item: Any) -> bool:
     kind = type(item)
     if item is None or kind is bool:
         return True
     if kind is int:
-        return -_INT_MAX <= item <= _INT_MAX  # type: ignore[operator]
+        return bool(-_INT_MAX <= item <= _INT_MAX)
     if kind is float:
-        return math.isfinite(item)  # type: ignore[arg-type]
-    return kind is str and len(item) <= _INFO_VALUE_MAX and item.isprintable()  # type: ignore[arg-type]
+        return math.isfinite(item)
+    return kind is str and len(item) <= _INFO_VALUE_MAX and bool(item.isprintable())
 
 
 def _fast_components(value: object) -> tuple[str, tuple[str, ...], list[dict[str, Any]]] | None:
@@ -202,6 +202,7 @@ def _fast_components(value: object) -> tuple[str, tuple[str, ...], list[dict[str
     names: dict[str, None] = {}
     detailed: list[dict[str, Any]] = []
     for item in value:
+        name: Any
         if type(item) is str:
             name = item
             info: dict[str, Any] | None = None
@@ -363,7 +364,7 @@ def _fast_close(
     if parts is None:
         if (version is not None and not _token(version)) or not _project_ok(parts_key[2]):
             return None
-        checked = _fast_components(data["components"] if "components" in data else [])
+        checked = _fast_components(data.get("components", []))
         if checked is None:
             return None
         text, _, detailed = checked
@@ -380,13 +381,14 @@ def _fast_close(
             ):
                 count, fails = app_count, app_fails
                 break
-        names = tuple(
-            dict.fromkeys(
-                item if type(item) is str else item["c"]
-                for item in data.get("components", [])
-                if type(item) is str or "app_count" not in item
-            )
-        )
+        listed: list[Any] = data.get("components", [])
+        found: dict[str, None] = {}
+        for item in listed:
+            if type(item) is str:
+                found[item] = None
+            elif "app_count" not in item:
+                found[item["c"]] = None
+        names = tuple(found)
         parts = (text, names, count, fails)
         _remember(_close_parts, parts_key, parts)
     return Record(

@@ -178,7 +178,10 @@ class Metrics:
         metric("write_batches_total", "counter", "Batches committed.", [("", batches)])
         metric("written_total", "counter", "Messages committed.", [("", ingest.written)])
         metric(
-            "write_errors_total", "counter", "Write batches that failed.", [("", ingest.write_errors)]
+            "write_errors_total",
+            "counter",
+            "Write batches that failed.",
+            [("", ingest.write_errors)],
         )
         metric(
             "lost_total", "counter", "Accepted messages lost to failed writes.", [("", ingest.lost)]

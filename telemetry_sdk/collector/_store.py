@@ -459,7 +459,9 @@ class SQLiteStore:
         pending_old: dict[bytes, Pending] = {
             row[0]: row[1:]
             for row in self._select_in(
-                conn, f"SELECT corr, {_PENDING_SELECT} FROM pending_closes WHERE corr IN ({{marks}})", keys
+                conn,
+                f"SELECT corr, {_PENDING_SELECT} FROM pending_closes WHERE corr IN ({{marks}})",
+                keys,
             )
         }
         pending_new: dict[bytes, Pending] = {}
@@ -487,19 +489,19 @@ class SQLiteStore:
                 by_corr.setdefault(key, []).append(run)
             else:
                 run = run_or_none
-            row = run.new
+            current = run.new
             if record.kind == "start":
-                if row[_HAS_START]:
+                if current[_HAS_START]:
                     continue
-                _fill_start(row, record)
+                _fill_start(current, record)
                 waiting = pending_new.pop(key, None)
                 if waiting is None and key in pending_old and key not in pending_gone:
                     waiting = pending_old[key]
                     pending_gone.add(key)
-                if waiting is not None and not row[_HAS_CLOSE]:
-                    _fill_close(row, waiting)
-            elif not row[_HAS_CLOSE]:
-                _fill_close(row, _pending_from(record), record.version, record.level)
+                if waiting is not None and not current[_HAS_CLOSE]:
+                    _fill_close(current, waiting)
+            elif not current[_HAS_CLOSE]:
+                _fill_close(current, _pending_from(record), record.version, record.level)
 
         signatures: dict[Signature, int] = {}
         inserts: list[tuple[Any, ...]] = []
@@ -693,7 +695,7 @@ class SQLiteStore:
 _EPOCH_ORDINAL = datetime.date(1970, 1, 1).toordinal()
 
 
-def _public_row(row: Row) -> dict[str, Any]:
+def _public_row(row: dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
     for name in ("components", "close_components"):
         if out.get(name) is not None:

@@ -6,7 +6,7 @@ GIL: on two cores that is what keeps a 50,000 datagrams/s stream lossless. ``Wri
 the same work on a thread of this process (for embedding and small setups). Both decode and
 write everything they were handed before ``stop()`` returns.
 
-The child is a plain ``python -m telemetry_sdk.collector._writer DB`` process, not
+The child is a plain ``python -c "...child_main(DB)"`` process, not
 ``multiprocessing``: nothing of the parent's ``__main__`` is re-imported, so an embedding
 script needs no ``if __name__ == "__main__"`` guard. Batches go to its stdin as
 length-prefixed pickles of ``list[bytes]``; after every batch it writes its counters
@@ -15,6 +15,7 @@ length-prefixed pickles of ``list[bytes]``; after every batch it writes its coun
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -43,6 +44,10 @@ _MAX_BATCH = 5000
 _RETRIES = 5
 _FRAME = struct.Struct("<I")
 _STATS = struct.Struct(f"<{INGEST_SLOTS}d")
+_CHILD_CODE = (
+    "import sys; from telemetry_sdk.collector._writer import child_main; "
+    "sys.exit(child_main(sys.argv[1]))"
+)
 
 
 def write_with_retries(store: Store, stats: IngestStats, batch: list[Record]) -> None:
@@ -168,7 +173,7 @@ class WriterProcess(_Front):
         package_root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "telemetry_sdk.collector._writer", self.db_path],
+            [sys.executable, "-c", _CHILD_CODE, self.db_path],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -201,7 +206,8 @@ class WriterProcess(_Front):
             self._stats_reader.join(5)
 
     def _forward(self) -> None:
-        assert self._process is not None and self._process.stdin is not None
+        assert self._process is not None
+        assert self._process.stdin is not None
         pipe = self._process.stdin
         try:
             while True:
@@ -218,13 +224,12 @@ class WriterProcess(_Front):
         except OSError:
             logger.exception("the writer process went away")
         finally:
-            try:
+            with contextlib.suppress(OSError):
                 pipe.close()
-            except OSError:
-                pass
 
     def _read_stats(self) -> None:
-        assert self._process is not None and self._process.stdout is not None
+        assert self._process is not None
+        assert self._process.stdout is not None
         pipe = self._process.stdout
         while True:
             data = pipe.read(_STATS.size)
@@ -265,7 +270,3 @@ def child_main(db_path: str) -> int:
     finally:
         store.close()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(child_main(sys.argv[1]))

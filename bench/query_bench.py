@@ -1,0 +1,149 @@
+"""Collector reads at scale: leaderboard and stats latency over HTTP, and resident memory.
+
+    python bench/query_bench.py --db /tmp/runs.db --runs 10000000   # fills it first if needed
+    python bench/query_bench.py --db /tmp/runs.db                    # reuse a filled database
+    python bench/query_bench.py --quick                              # 2,000 runs, to check it runs
+
+The database is filled by ``datagen.py`` (through the store's batch path) unless it already
+holds at least ``--runs`` runs. Then ``python -m telemetry_sdk collector`` is started on it in
+its own process, and ``--requests`` sequential requests (one new connection each, as a
+browser or a script would) go to each of ``/api/leaderboard``, ``/api/stats`` and
+``/api/products``, cycling through every product, after a warm-up. Reported: p50, p95, p99
+latency per endpoint, and the collector's VmRSS and VmHWM from /proc after the queries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+import tempfile
+import time
+import urllib.parse
+from pathlib import Path
+
+import datagen
+from _collector_proc import CollectorProcess, file_mib
+from _common import fmt_ms, machine_line, median, percentile, print_table, verdict
+
+LATENCY_TARGET = 0.050
+MEMORY_TARGET_MIB = 200
+
+
+def stored_runs(db: Path) -> int:
+    if not db.exists():
+        return 0
+    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        row = conn.execute("SELECT runs FROM rollup WHERE kind = 'total'").fetchall()
+        return sum(r[0] for r in row)
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        conn.close()
+
+
+def timed_get(collector: CollectorProcess, path: str) -> float:
+    began = time.perf_counter()
+    body = collector.get(path)
+    elapsed = time.perf_counter() - began
+    json.loads(body)
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", type=Path, help="database to query (default: a temporary one)")
+    parser.add_argument("--runs", type=int, default=10_000_000, help="runs the database must hold")
+    parser.add_argument("--requests", type=int, default=300, help="requests per endpoint")
+    parser.add_argument("--quick", action="store_true", help="2,000 runs, 20 requests each")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.requests = 2000, 20
+
+    print(machine_line())
+    with tempfile.TemporaryDirectory() as tmp:
+        db = args.db or Path(tmp) / "runs.db"
+        have = stored_runs(db)
+        if have < args.runs:
+            print(f"  filling {db} with {args.runs - have:,} runs ...", file=sys.stderr, flush=True)
+            fill = datagen.fill(db, args.runs - have, batch=50_000, seed=int(time.time()))
+            print(
+                f"# filled {fill['runs']:,.0f} runs in {fill['seconds']:,.0f} s "
+                f"({fill['runs_per_s']:,.0f} runs/s, store batch path, batches of 50,000 records)"
+            )
+        total = stored_runs(db)
+        print(f"# database: {total:,} runs, {file_mib(db):,.0f} MiB")
+
+        started = time.perf_counter()
+        with CollectorProcess(db, Path(tmp)) as collector:
+            startup = time.perf_counter() - started
+            memory_idle = collector.memory_kib()
+            listing = json.loads(collector.get("/api/products"))
+            if isinstance(listing, dict):  # {"products": [...]}
+                listing = listing["products"]
+            products = [p["product"] for p in listing]
+            paths = {
+                "/api/leaderboard?product=P": [
+                    f"/api/leaderboard?product={urllib.parse.quote(p)}" for p in products
+                ],
+                "/api/stats?product=P": [
+                    f"/api/stats?product={urllib.parse.quote(p)}" for p in products
+                ],
+                "/api/products": ["/api/products"],
+            }
+            for group in paths.values():  # warm-up: every path once
+                for path in group:
+                    timed_get(collector, path)
+            latencies: dict[str, list[float]] = {name: [] for name in paths}
+            for i in range(args.requests):
+                for name, group in paths.items():
+                    latencies[name].append(timed_get(collector, group[i % len(group)]))
+            memory = collector.memory_kib()
+
+    rows = []
+    for name, values in latencies.items():
+        p95 = percentile(values, 95)
+        rows.append(
+            [
+                name,
+                len(values),
+                fmt_ms(median(values)),
+                fmt_ms(p95),
+                fmt_ms(percentile(values, 99)),
+                "p95 <= 50 ms",
+                verdict(p95 <= LATENCY_TARGET),
+            ]
+        )
+    print_table(
+        f"HTTP latency with {total:,} runs stored ({len(products)} products; sequential requests)",
+        ["endpoint", "requests", "p50", "p95", "p99", "target", "result"],
+        rows,
+    )
+    rss, hwm = memory.get("VmRSS", 0) / 1024, memory.get("VmHWM", 0) / 1024
+    print_table(
+        "Collector resident memory",
+        ["figure", "measured", "target", "result"],
+        [
+            ["collector start-up until listening", f"{startup:.2f} s", "-", "-"],
+            ["VmRSS after start-up", f"{memory_idle.get('VmRSS', 0) / 1024:,.0f} MiB", "-", "-"],
+            [
+                "VmRSS after the queries",
+                f"{rss:,.0f} MiB",
+                f"<= {MEMORY_TARGET_MIB} MiB",
+                verdict(rss <= MEMORY_TARGET_MIB),
+            ],
+            [
+                "VmHWM (peak) after the queries",
+                f"{hwm:,.0f} MiB",
+                f"<= {MEMORY_TARGET_MIB} MiB",
+                verdict(hwm <= MEMORY_TARGET_MIB),
+            ],
+        ],
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
