@@ -105,12 +105,18 @@ class CollectorProcess:
         return None
 
     def memory_kib(self) -> dict[str, int]:
-        """VmRSS and VmHWM of the collector process, in KiB."""
-        out = {}
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(value.split()[0])
+        """VmRSS and VmHWM in KiB: the collector, its child processes, and their sum.
+
+        Keys ``VmRSS``/``VmHWM`` are the sums over the process tree (the collector may run its
+        database writer as a child process); ``main.VmRSS``, ``children.VmRSS`` etc. the parts.
+        """
+        main = _status(self.pid)
+        kids = [_status(pid) for pid in _descendants(self.pid)]
+        out = {f"main.{k}": v for k, v in main.items()}
+        for key in ("VmRSS", "VmHWM"):
+            out[f"children.{key}"] = sum(k.get(key, 0) for k in kids)
+            out[key] = main.get(key, 0) + out[f"children.{key}"]
+        out["processes"] = 1 + len(kids)
         return out
 
     def stop(self) -> int | None:
@@ -129,6 +135,40 @@ class CollectorProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _status(pid: int) -> dict[str, int]:
+    out = {}
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0])
+    return out
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process whose ancestry leads to ``pid`` (from /proc/*/stat)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent]
+        found += children
+        frontier += children
+    return found
 
 
 def db_counts(db: Path) -> dict[str, int]:

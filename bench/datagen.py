@@ -20,10 +20,13 @@ import random
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from telemetry_sdk.collector import Record, SQLiteStore  # noqa: E402
 
 DAY = 86400
 
@@ -70,10 +73,8 @@ def correlator(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
-def batches(runs: int, batch: int, seed: int, now: int):  # type: ignore[no-untyped-def]
+def batches(runs: int, batch: int, seed: int, now: int) -> Iterator[list[Record]]:
     """Yield lists of ``Record`` (starts, and closes right after their start) for ``runs`` runs."""
-    from telemetry_sdk.collector import Record
-
     rng = random.Random(seed)
     u = Universe(rng)
     made = 0
@@ -153,8 +154,6 @@ def fill(
     db: Path, runs: int, *, batch: int = 5000, seed: int = 1, progress: bool = True
 ) -> dict[str, float]:
     """Add ``runs`` runs to the database at ``db``; return counts and timings."""
-    from telemetry_sdk.collector import SQLiteStore
-
     store = SQLiteStore.open(db)
     began = time.perf_counter()
     records = made = 0

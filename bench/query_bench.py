@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import datagen
 from _collector_proc import CollectorProcess, file_mib
-from _common import fmt_ms, machine_line, median, percentile, print_table, verdict
+from _common import BENCH, clean_env, fmt_ms, machine_line, median, percentile, print_table, verdict
 
 LATENCY_TARGET = 0.050
 MEMORY_TARGET_MIB = 200
@@ -57,10 +58,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", type=Path, help="database to query (default: a temporary one)")
     parser.add_argument("--runs", type=int, default=10_000_000, help="runs the database must hold")
     parser.add_argument("--requests", type=int, default=300, help="requests per endpoint")
+    parser.add_argument(
+        "--load-rate",
+        type=float,
+        default=20_000,
+        help="datagrams/s offered by loadgen.py during the second pass of queries (0: none)",
+    )
+    parser.add_argument("--load-seconds", type=float, default=10.0)
     parser.add_argument("--quick", action="store_true", help="2,000 runs, 20 requests each")
     args = parser.parse_args(argv)
     if args.quick:
-        args.runs, args.requests = 2000, 20
+        args.runs, args.requests, args.load_rate, args.load_seconds = 2000, 20, 2000, 1.0
 
     print(machine_line())
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,6 +110,39 @@ def main(argv: list[str] | None = None) -> int:
                     latencies[name].append(timed_get(collector, group[i % len(group)]))
             memory = collector.memory_kib()
 
+            # Second pass: the same queries while the collector ingests a paced load.
+            loaded: dict[str, list[float]] = {name: [] for name in paths}
+            ingest: dict[str, float] = {}
+            if args.load_rate > 0:
+                sender = subprocess.Popen(
+                    [
+                        sys.executable,
+                        str(BENCH / "loadgen.py"),
+                        "--target",
+                        f"127.0.0.1:{collector.udp_port}",
+                        "--rate",
+                        str(args.load_rate),
+                        "--duration",
+                        str(args.load_seconds),
+                    ],
+                    env=clean_env(),
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                i = 0
+                while sender.poll() is None:
+                    for name, group in paths.items():
+                        loaded[name].append(timed_get(collector, group[i % len(group)]))
+                    i += 1
+                load = json.loads((sender.communicate()[0] or "{}").strip().splitlines()[-1])
+                after = collector.drain()
+                ingest = {
+                    "sent": load["sent"],
+                    "accepted": after.get("accepted_total", 0),
+                    "written": after.get("written_total", 0),
+                }
+            memory_loaded = collector.memory_kib()
+
     rows = []
     for name, values in latencies.items():
         p95 = percentile(values, 95)
@@ -121,25 +162,75 @@ def main(argv: list[str] | None = None) -> int:
         ["endpoint", "requests", "p50", "p95", "p99", "target", "result"],
         rows,
     )
+    if ingest:
+        rows = []
+        for name, values in loaded.items():
+            p95 = percentile(values, 95)
+            rows.append(
+                [
+                    name,
+                    len(values),
+                    fmt_ms(median(values)),
+                    fmt_ms(p95),
+                    fmt_ms(percentile(values, 99)),
+                    "-",
+                    "-",
+                ]
+            )
+        print_table(
+            f"The same, while ingesting {args.load_rate:,.0f} datagrams/s for {args.load_seconds:g} s "
+            f"(sent {ingest['sent']:,.0f}, accepted {ingest['accepted']:,.0f}, written {ingest['written']:,.0f})",
+            ["endpoint", "requests", "p50", "p95", "p99", "target", "result"],
+            rows,
+        )
+
+    def mib(data: dict[str, int], key: str) -> str:
+        return f"{data.get(key, 0) / 1024:,.0f} MiB"
+
     rss, hwm = memory.get("VmRSS", 0) / 1024, memory.get("VmHWM", 0) / 1024
+    parts = f"collector + {memory.get('processes', 1) - 1} child process(es)"
     print_table(
-        "Collector resident memory",
+        "Collector resident memory (from /proc/<pid>/status, summed over its process tree)",
         ["figure", "measured", "target", "result"],
         [
             ["collector start-up until listening", f"{startup:.2f} s", "-", "-"],
-            ["VmRSS after start-up", f"{memory_idle.get('VmRSS', 0) / 1024:,.0f} MiB", "-", "-"],
+            ["VmRSS after start-up", mib(memory_idle, "VmRSS"), "-", "-"],
             [
-                "VmRSS after the queries",
+                f"VmRSS after the queries ({parts})",
                 f"{rss:,.0f} MiB",
                 f"<= {MEMORY_TARGET_MIB} MiB",
                 verdict(rss <= MEMORY_TARGET_MIB),
             ],
             [
-                "VmHWM (peak) after the queries",
+                f"VmHWM (peak) after the queries ({parts})",
                 f"{hwm:,.0f} MiB",
                 f"<= {MEMORY_TARGET_MIB} MiB",
                 verdict(hwm <= MEMORY_TARGET_MIB),
             ],
+            [
+                "  of which the collector process: VmRSS / VmHWM",
+                f"{mib(memory, 'main.VmRSS')} / {mib(memory, 'main.VmHWM')}",
+                "-",
+                "-",
+            ],
+            [
+                "  of which child processes: VmRSS / VmHWM",
+                f"{mib(memory, 'children.VmRSS')} / {mib(memory, 'children.VmHWM')}",
+                "-",
+                "-",
+            ],
+            *(
+                [
+                    [
+                        f"VmRSS / VmHWM after ingesting under load ({parts})",
+                        f"{mib(memory_loaded, 'VmRSS')} / {mib(memory_loaded, 'VmHWM')}",
+                        f"<= {MEMORY_TARGET_MIB} MiB",
+                        verdict(memory_loaded.get("VmHWM", 0) / 1024 <= MEMORY_TARGET_MIB),
+                    ]
+                ]
+                if ingest
+                else []
+            ),
         ],
     )
     return 0

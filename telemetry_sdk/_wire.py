@@ -250,6 +250,15 @@ def _structure_component(value: Any, _: Any) -> Component:
     raise TypeError(msg)
 
 
+def _structure_component_list(
+    each: Callable[[Any, Any], tuple[Component, ...]], value: Any, type_: Any
+) -> tuple[Component, ...]:
+    if not isinstance(value, list):
+        msg = f"components must be a list, got {type(value).__name__}"
+        raise TypeError(msg)
+    return each(value, type_)
+
+
 def _unstructure_component(component: Component) -> str | dict[str, Scalar]:
     if not component.info:
         return component.name
@@ -287,6 +296,12 @@ def _make_converter(*, detailed_validation: bool = True) -> cattrs.Converter:
     for primitive in (str, int, float, bool):
         conv.register_structure_hook(primitive, _passthrough)
     conv.register_structure_hook(Component, _structure_component)
+    # A component list is a JSON list: a string or an object is not iterated into names.
+    each_component = conv.get_structure_hook(tuple[Component, ...])
+    conv.register_structure_hook_func(
+        lambda type_: type_ == tuple[Component, ...],
+        functools.partial(_structure_component_list, each_component),
+    )
     conv.register_unstructure_hook(Component, _unstructure_component)
 
     for cls in (StartMessage, CloseMessage):
@@ -418,8 +433,9 @@ def decode(datagram: bytes, *, loads: Callable[[str], Any] = _stdlib_loads) -> M
     if not isinstance(data, dict):
         raise DecodeError("schema", f"a message is a JSON object, got {type(data).__name__}")
     cls: type[Message] = CloseMessage if "end" in data else StartMessage
+    conv = converter()
     try:
-        result: Message = converter().structure(data, cls)
+        result: Message = conv.structure(data, cls)
     except Exception as exc:
         raise _decode_error(exc) from None
     return result

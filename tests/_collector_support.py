@@ -122,9 +122,7 @@ class CollectorProcess:
         for data in datagrams:
             self._sock.sendto(data, self.udp)
 
-    def request(
-        self, method: str, path: str, headers: dict[str, str] | None = None
-    ) -> Response:
+    def request(self, method: str, path: str, headers: dict[str, str] | None = None) -> Response:
         url = f"http://{self.http[0]}:{self.http[1]}{path}"
         request = urllib.request.Request(url, method=method, headers=headers or {})
         try:
@@ -157,7 +155,8 @@ class CollectorProcess:
             ok = (
                 m["telemetry_collector_received_total"] >= received
                 and handled >= received
-                and m["telemetry_collector_written_total"] == m["telemetry_collector_accepted_total"]
+                and m["telemetry_collector_written_total"]
+                == m["telemetry_collector_accepted_total"]
             )
             return m if ok else None
 

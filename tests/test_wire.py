@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from telemetry_sdk import Product
+from telemetry_sdk import DecodeError, Product
 from telemetry_sdk._wire import (
     MAX_DATAGRAM,
     CloseMessage,
@@ -244,3 +244,71 @@ class TestParslDatagrams:
         datagram, _ = encode(message)
         assert decode(datagram) == message
         assert json.loads(datagram[1:]) == json.loads(PARSL_START[1:])
+
+
+VALID_START = {
+    "correlator": "7c886a00-1111-4222-8333-123456789abc",
+    "minflow_v": "1.4.0",
+    "python_v": "3.11.7",
+    "platform.system": "Linux",
+    "tracking_level": 2,
+}
+
+
+def datagram(**changes: object) -> bytes:
+    return b"1" + json.dumps({**VALID_START, **changes}).encode()
+
+
+class TestRejections:
+    @pytest.mark.parametrize("components", ["abc", {"x": 1}, 5, [5], [["a"]], [{"n": 1}]])
+    def test_components_must_be_a_list_of_names_or_objects(self, components):
+        """A string or an object is not taken for a list of component names."""
+        with pytest.raises(DecodeError) as info:
+            decode(datagram(components=components))
+        assert info.value.reason == "schema"
+        assert "$.components" in info.value.detail
+
+    @pytest.mark.parametrize(
+        ("changes", "field"),
+        [
+            ({"tracking_level": True}, "tracking_level"),
+            ({"tracking_level": "3"}, "tracking_level"),
+            ({"tracking_level": 4}, "tracking_level"),
+            ({"correlator": "not-a-uuid"}, "correlator"),
+            ({"project_name": " padded "}, "project_name"),
+            ({"project_name": "a\u0000b"}, "project_name"),
+            ({"start": -5}, "start"),
+            ({"start": 1.5}, "start"),
+            ({"python_v": 3.11}, "python_v"),
+        ],
+    )
+    def test_bad_values_name_the_field(self, changes, field):
+        """Each rejection says which field was wrong, so a sender can fix it."""
+        with pytest.raises(DecodeError) as info:
+            decode(datagram(**changes))
+        assert info.value.reason == "schema"
+        assert field in info.value.detail
+
+    def test_unknown_keys_are_their_own_reason(self):
+        """A key the schema does not know is rejected as unknown_field, naming the key."""
+        with pytest.raises(DecodeError) as info:
+            decode(datagram(hostname="build-7"))
+        assert info.value.reason == "unknown_field"
+        assert "hostname" in info.value.detail
+
+    @pytest.mark.parametrize(
+        ("raw", "reason"),
+        [
+            (b"", "size"),
+            (b"2{}", "protocol"),
+            (b"1\xff\xfe", "encoding"),
+            (b"1{", "json"),
+            (b'1{"end": NaN}', "json"),
+            (b"1[1, 2]", "schema"),
+        ],
+    )
+    def test_framing_errors(self, raw, reason):
+        """Empty, wrong protocol, non-UTF-8, non-JSON and non-object datagrams each get a reason."""
+        with pytest.raises(DecodeError) as info:
+            decode(raw)
+        assert info.value.reason == reason

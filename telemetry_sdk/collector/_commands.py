@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import signal
+import sqlite3
 import sys
 import threading
 from pathlib import Path
@@ -86,6 +87,8 @@ def run_service(args: argparse.Namespace) -> int:
     try:
         try:
             collector.start()
+        except sqlite3.Error as exc:
+            return _fail(f"cannot open the database {args.db}: {exc}")
         except OSError as exc:
             return _fail(f"cannot listen: {exc}")
         if args.ready_file:

@@ -1,7 +1,9 @@
 """From a datagram to a ``Record``: what the store needs to know about one message.
 
-Decoding is ``telemetry_sdk._wire.decode`` with ``orjson``: the same cattrs schema and
-validators as the SDK. A rejected datagram raises ``DecodeError`` with a stable reason.
+The authority is ``telemetry_sdk._wire.decode`` with ``orjson``: the same cattrs schema and
+validators as the SDK. A rejected datagram raises ``DecodeError`` with a stable reason. A
+fast path (below) takes the common messages at a third of the cost and hands everything
+else to ``_wire.decode``.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class Record(NamedTuple):
     project: str | None
     #: The components as sent (JSON text of the wire list), or ``None`` when absent.
     components: str | None
+    #: Their distinct names (for a close, without the entry that carries the app counts).
     component_names: tuple[str, ...]
     start: int | None
     end: int | None
@@ -172,7 +175,6 @@ _CLOSE_KEYS = frozenset(
         "components_truncated",
     }
 )
-_ItemCheck = tuple[str, dict[str, Any] | None]
 
 
 def _token(value: object) -> bool:
@@ -252,7 +254,7 @@ def _shape(keys: tuple[str, ...]) -> tuple[bool, str | None, str | None] | None:
         return None
     product_key = named[0] if named else None
     product = product_key[:-2] if product_key else None
-    if product is not None and _PRODUCT.fullmatch(product) is None:
+    if product is not None and (_PRODUCT.fullmatch(product) is None or product == "python"):
         return None
     rest = set(keys) - set(named)
     if "end" in rest:
@@ -308,14 +310,19 @@ def fast_parse(datagram: bytes, received: int) -> Record | None:
         return None
     version = data[product_key] if product_key is not None else None
     project = data.get("project_name")
+    python_v = data.get("python_v")
+    platform = data.get("platform.system")
+    for text in (version, project, python_v, platform):
+        if text is not None and type(text) is not str:
+            return None
     components = data.get("components", None if not is_close else [])
     parts_key = (
         product,
         version,
         project,
         None if components is None else orjson.dumps(components),
-        data.get("python_v"),
-        data.get("platform.system"),
+        python_v,
+        platform,
     )
     if is_close:
         return _fast_close(data, correlator, product, level, parts_key, received)
@@ -362,7 +369,7 @@ def _fast_close(
     version = parts_key[1]
     parts = _close_parts.get(parts_key)
     if parts is None:
-        if (version is not None and not _token(version)) or not _project_ok(parts_key[2]):
+        if (product is not None and not _token(version)) or not _project_ok(parts_key[2]):
             return None
         checked = _fast_components(data.get("components", []))
         if checked is None:

@@ -5,13 +5,13 @@ Receiving is kept as cheap as possible (a ``recvfrom`` and an append per datagra
 a queue in memory in between. The kernel's receive buffer holds only a few thousand
 datagrams, a fraction of a second at full rate, so the loop must come back to the socket
 quickly whatever else the machine is doing; a slow moment elsewhere only grows the queue.
-The loop waits in ``poll`` (releasing the GIL) only when the socket is empty.
+The loop waits in ``select`` (releasing the GIL) only when the socket is empty.
 """
 
 from __future__ import annotations
 
 import logging
-import select
+import selectors
 import socket
 import threading
 import time
@@ -30,7 +30,7 @@ logger = logging.getLogger("telemetry_sdk.collector")
 _READ_SIZE = 2048
 #: Datagrams read at most before they are handed on.
 _BURST = 4096
-_POLL_MS = 100
+_POLL_SECONDS = 0.1
 
 
 @define
@@ -58,8 +58,8 @@ class Receiver:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        poller = select.poll()
-        poller.register(self.sock.fileno(), select.POLLIN)
+        selector = selectors.DefaultSelector()
+        selector.register(self.sock, selectors.EVENT_READ)
         recv = self.sock.recvfrom
         metrics = self.metrics
         limiter = self.limiter
@@ -85,6 +85,8 @@ class Receiver:
                 pass
             except OSError:
                 logger.exception("receiving failed")
+                if not burst:
+                    time.sleep(0.01)  # never spin on a socket that keeps failing
             if burst:
                 metrics.received += len(burst)
                 if self.deliver(burst):
@@ -93,5 +95,6 @@ class Receiver:
                     metrics.queue_dropped += len(burst)
                 continue
             if stopping:
+                selector.close()
                 return
-            poller.poll(_POLL_MS)
+            selector.select(_POLL_SECONDS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
 import threading
@@ -38,6 +39,13 @@ def parse_address(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def _show(address: tuple[Any, ...]) -> str:
     host, port = address[0], address[1]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -57,7 +65,9 @@ class CollectorSettings:
     rate: float = 0.0
     burst: int = 1000
     rcvbuf: int = RCVBUF
-    max_queued: int = 1_000_000
+    #: Datagrams received but not yet decoded and written, at most (about 300 bytes each);
+    #: beyond it new ones are dropped and counted (``queue_dropped``).
+    max_queued: int = 500_000
     #: Write from a child process (the default: the receive loop keeps the GIL to itself)
     #: or from a thread in this process.
     writer_process: bool = True
@@ -103,12 +113,6 @@ class Collector:
         """The dashboard's URL, or ``None`` without HTTP."""
         address = self.http_address
         return None if address is None else f"http://{_show(address)}/"
-
-    @property
-    def store(self) -> SQLiteStore:
-        """The writer's store (use it from the writer thread only while running)."""
-        assert self._store is not None, "not started"
-        return self._store
 
     def start(self) -> Collector:
         """Open the store, bind the sockets and start the threads."""
@@ -158,6 +162,16 @@ class Collector:
             buffer // 1024,
             settings.db,
         )
+        for what, address in (("UDP", settings.udp), ("HTTP", settings.http)):
+            if address is not None and not _is_loopback(address[0]):
+                logger.warning(
+                    "%s listens on %s, reachable from other machines (as asked)", what, address[0]
+                )
+        if settings.rate <= 0 and not _is_loopback(settings.udp[0]):
+            logger.warning(
+                "no per-source rate limit: for a public collector consider e.g. "
+                "--rate 20 --burst 200"
+            )
         if self.http_url is not None:
             logger.info(
                 "serving HTTP on %s (dashboard at %s)",
@@ -193,8 +207,9 @@ class Collector:
         for store in (self._store, self._admin_store):
             if store is not None:
                 store.close()
-        summary = " ".join(f"{k}={v}" for k, v in self.metrics.summary().items())
-        logger.info("stopped: %s", summary)
+        if self._writer is not None:
+            summary = " ".join(f"{k}={v}" for k, v in self.metrics.summary().items())
+            logger.info("stopped: %s", summary)
 
     def __enter__(self) -> Collector:
         return self.start()

@@ -14,6 +14,7 @@ and deletions stay exact.
 from __future__ import annotations
 
 import datetime
+import functools
 import sqlite3
 import threading
 import uuid
@@ -41,6 +42,8 @@ EXEC_BUCKETS: tuple[tuple[float, str], ...] = (
 )
 
 _SCHEMA = """
+-- Component lists repeat from run to run: each distinct list (JSON text) is kept once.
+CREATE TABLE IF NOT EXISTS component_sets (id INTEGER PRIMARY KEY, json TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     corr BLOB NOT NULL,
@@ -50,8 +53,8 @@ CREATE TABLE IF NOT EXISTS runs (
     platform TEXT,
     level INTEGER,
     project TEXT,
-    components TEXT,
-    close_components TEXT,
+    components INTEGER REFERENCES component_sets (id),
+    close_components INTEGER REFERENCES component_sets (id),
     start INTEGER,
     "end" INTEGER,
     execution_time REAL,
@@ -65,7 +68,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS runs_key ON runs (corr, product);
 CREATE TABLE IF NOT EXISTS pending_closes (
     corr BLOB PRIMARY KEY,
     project TEXT,
-    close_components TEXT,
+    close_components INTEGER REFERENCES component_sets (id),
     "end" INTEGER,
     execution_time REAL,
     app_count INTEGER,
@@ -107,6 +110,14 @@ _COLUMNS = (
     "day",
 )
 _SELECT_COLUMNS = ", ".join(f'"{c}"' for c in _COLUMNS)
+# Reading a run: the component lists come back as their JSON text.
+_RUN_FROM = (
+    "runs LEFT JOIN component_sets AS c1 ON c1.id = runs.components "
+    "LEFT JOIN component_sets AS c2 ON c2.id = runs.close_components"
+)
+_RUN_COLUMNS = ", ".join(
+    {"components": "c1.json", "close_components": "c2.json"}.get(c, f'runs."{c}"') for c in _COLUMNS
+)
 _INSERT_RUN = (
     f"INSERT INTO runs (corr, {_SELECT_COLUMNS}) VALUES (?, {', '.join('?' * len(_COLUMNS))})"
 )
@@ -122,6 +133,10 @@ _PENDING_COLUMNS = (
     "day",
 )
 _PENDING_SELECT = ", ".join(f'"{c}"' for c in _PENDING_COLUMNS)
+_PENDING_FROM = "pending_closes AS p LEFT JOIN component_sets AS c ON c.id = p.close_components"
+_PENDING_COLUMNS_TEXT = ", ".join(
+    "c.json" if c == "close_components" else f'p."{c}"' for c in _PENDING_COLUMNS
+)
 _INSERT_PENDING = (
     f"INSERT INTO pending_closes (corr, {_PENDING_SELECT}) "
     f"VALUES (?, {', '.join('?' * len(_PENDING_COLUMNS))})"
@@ -133,6 +148,7 @@ ON CONFLICT (kind, product, key) DO UPDATE SET
     x = x + excluded.x, y = y + excluded.y
 """
 _CHUNK = 500
+_SET_CACHE_MAX = 50_000
 _DAY = 86400
 
 Row = list[Any]
@@ -226,16 +242,17 @@ def exec_bucket(seconds: float) -> int:
 Signature = tuple[Any, ...]
 
 
-def _names(components: str | None, *, skip_app_counts: bool) -> list[str]:
+@functools.lru_cache(maxsize=4096)
+def _names(components: str | None, *, skip_app_counts: bool) -> tuple[str, ...]:
     if not components:
-        return []
+        return ()
     names: dict[str, None] = {}
     for item in orjson.loads(components):
         if isinstance(item, str):
             names[item] = None
         elif isinstance(item, dict) and not (skip_app_counts and "app_count" in item):
             names[str(item["c"])] = None
-    return list(names)
+    return tuple(names)
 
 
 def _signature(row: Row) -> Signature | None:
@@ -382,6 +399,8 @@ class SQLiteStore:
     _conn: sqlite3.Connection
     readonly: bool = False
     _lock: threading.Lock = field(factory=threading.Lock)
+    #: Component list (JSON text) -> id in ``component_sets``; valid for this connection.
+    _set_ids: dict[str, int] = field(factory=dict)
 
     @classmethod
     def open(cls, path: str | Path, *, readonly: bool = False) -> SQLiteStore:
@@ -397,7 +416,7 @@ class SQLiteStore:
         conn.execute("PRAGMA busy_timeout = 10000")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA cache_size = -65536")
+        conn.execute("PRAGMA cache_size = -32768")
         conn.executescript(_SCHEMA)
         return cls(text, conn)
 
@@ -415,6 +434,7 @@ class SQLiteStore:
                 yield conn
             except BaseException:
                 conn.execute("ROLLBACK")
+                self._set_ids.clear()  # ids stored by the rolled-back transaction are gone
                 raise
             conn.execute("COMMIT")
 
@@ -441,29 +461,45 @@ class SQLiteStore:
     def _apply(self, conn: sqlite3.Connection, records: Sequence[Record]) -> WriteResult:
         keyed = [(correlator_key(r.correlator), r) for r in records]
         keys = list({k for k, _ in keyed})
-        deleted = {
-            row[0]
-            for row in self._select_in(
-                conn, "SELECT corr FROM deleted_runs WHERE corr IN ({marks})", keys
-            )
-        }
+        # Most batches meet no deleted run and no held Parsl close: skip those lookups then.
+        any_deleted, any_pending = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM deleted_runs), EXISTS (SELECT 1 FROM pending_closes)"
+        ).fetchone()
+        deleted = (
+            {
+                row[0]
+                for row in self._select_in(
+                    conn, "SELECT corr FROM deleted_runs WHERE corr IN ({marks})", keys
+                )
+            }
+            if any_deleted
+            else set()
+        )
         runs: dict[tuple[bytes, str], _Run] = {}
         by_corr: dict[bytes, list[_Run]] = {}
         for row in self._select_in(
-            conn, f"SELECT id, corr, {_SELECT_COLUMNS} FROM runs WHERE corr IN ({{marks}})", keys
+            conn,
+            f"SELECT runs.id, runs.corr, {_RUN_COLUMNS} FROM {_RUN_FROM} "
+            "WHERE runs.corr IN ({marks})",
+            keys,
         ):
             old = list(row[2:])
             run = _Run(row[0], old, list(old))
             runs[(row[1], old[_PRODUCT])] = run
             by_corr.setdefault(row[1], []).append(run)
-        pending_old: dict[bytes, Pending] = {
-            row[0]: row[1:]
-            for row in self._select_in(
-                conn,
-                f"SELECT corr, {_PENDING_SELECT} FROM pending_closes WHERE corr IN ({{marks}})",
-                keys,
-            )
-        }
+        pending_old: dict[bytes, Pending] = (
+            {
+                row[0]: row[1:]
+                for row in self._select_in(
+                    conn,
+                    f"SELECT p.corr, {_PENDING_COLUMNS_TEXT} FROM {_PENDING_FROM} "
+                    "WHERE p.corr IN ({marks})",
+                    keys,
+                )
+            }
+            if any_pending
+            else {}
+        )
         pending_new: dict[bytes, Pending] = {}
         pending_gone: set[bytes] = set()
         suppressed = 0
@@ -520,11 +556,15 @@ class SQLiteStore:
             if new_signature is not None:
                 signatures[new_signature] = signatures.get(new_signature, 0) + 1
         if inserts:
-            conn.executemany(_INSERT_RUN, inserts)
+            conn.executemany(_INSERT_RUN, [self._stored_run(conn, row, 1) for row in inserts])
         if updates:
-            conn.executemany(_UPDATE_RUN, updates)
+            conn.executemany(_UPDATE_RUN, [self._stored_run(conn, row, 0) for row in updates])
         if pending_new:
-            conn.executemany(_INSERT_PENDING, [(k, *v) for k, v in pending_new.items()])
+            set_id = self._set_id
+            conn.executemany(
+                _INSERT_PENDING,
+                [(k, v[0], set_id(conn, v[1]), *v[2:]) for k, v in pending_new.items()],
+            )
         if pending_gone:
             conn.executemany(
                 "DELETE FROM pending_closes WHERE corr = ?", [(k,) for k in pending_gone]
@@ -533,6 +573,33 @@ class SQLiteStore:
         _tally(signatures, deltas)
         self._apply_deltas(conn, deltas)
         return WriteResult(len(inserts) + len(updates), len(pending_new), suppressed)
+
+    def _set_id(self, conn: sqlite3.Connection, text: str | None) -> int | None:
+        """The id of a component list (JSON text), stored the first time it is seen."""
+        if text is None:
+            return None
+        found = self._set_ids.get(text)
+        if found is None:
+            conn.execute(
+                "INSERT INTO component_sets (json) VALUES (?) ON CONFLICT (json) DO NOTHING",
+                (text,),
+            )
+            (found,) = conn.execute(
+                "SELECT id FROM component_sets WHERE json = ?", (text,)
+            ).fetchone()
+            if len(self._set_ids) >= _SET_CACHE_MAX:
+                self._set_ids.clear()
+            self._set_ids[text] = found
+        return found
+
+    def _stored_run(
+        self, conn: sqlite3.Connection, values: tuple[Any, ...], offset: int
+    ) -> tuple[Any, ...]:
+        """A run's values as stored: component lists replaced by their ids."""
+        out = list(values)
+        for index in (_COMPONENTS + offset, _CLOSE_COMPONENTS + offset):
+            out[index] = self._set_id(conn, out[index])
+        return tuple(out)
 
     @staticmethod
     def _apply_deltas(conn: sqlite3.Connection, deltas: Deltas) -> None:
@@ -557,7 +624,7 @@ class SQLiteStore:
         with self._transaction() as conn:
             deltas: Deltas = {}
             rows = conn.execute(
-                f"SELECT id, {_SELECT_COLUMNS} FROM runs WHERE corr = ?", (key,)
+                f"SELECT runs.id, {_RUN_COLUMNS} FROM {_RUN_FROM} WHERE runs.corr = ?", (key,)
             ).fetchall()
             for row in rows:
                 signature = _signature(list(row[1:]))
@@ -577,7 +644,7 @@ class SQLiteStore:
         with self._transaction() as conn:
             conn.execute("DELETE FROM rollup")
             signatures: dict[Signature, int] = {}
-            cursor = conn.execute(f"SELECT {_SELECT_COLUMNS} FROM runs")
+            cursor = conn.execute(f"SELECT {_RUN_COLUMNS} FROM {_RUN_FROM}")
             while batch := cursor.fetchmany(10_000):
                 for row in batch:
                     signature = _signature(list(row))
@@ -675,9 +742,9 @@ class SQLiteStore:
     def get_run(self, correlator: str) -> dict[str, Any] | None:
         """Everything held about one run (per product), or ``None`` if nothing is."""
         key = correlator_key(correlator)
-        rows = self._query(f"SELECT {_SELECT_COLUMNS} FROM runs WHERE corr = ?", (key,))
+        rows = self._query(f"SELECT {_RUN_COLUMNS} FROM {_RUN_FROM} WHERE runs.corr = ?", (key,))
         pending = self._query(
-            f"SELECT {_PENDING_SELECT} FROM pending_closes WHERE corr = ?", (key,)
+            f"SELECT {_PENDING_COLUMNS_TEXT} FROM {_PENDING_FROM} WHERE p.corr = ?", (key,)
         )
         if not rows and not pending:
             return None

@@ -45,27 +45,36 @@ _RETRIES = 5
 _FRAME = struct.Struct("<I")
 _STATS = struct.Struct(f"<{INGEST_SLOTS}d")
 _CHILD_CODE = (
-    "import sys; from telemetry_sdk.collector._writer import child_main; "
-    "sys.exit(child_main(sys.argv[1]))"
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from telemetry_sdk.collector._writer import child_main; sys.exit(child_main(sys.argv[2]))"
 )
 
 
 def write_with_retries(store: Store, stats: IngestStats, batch: list[Record]) -> None:
-    """Write one batch; retry a few times (e.g. the database is locked), then count it lost."""
+    """Write one batch; retry a few times (the database may be locked for a moment).
+
+    If it still fails, write the records one at a time, so that one record that cannot be
+    written (a bug) costs only itself, never the accepted messages around it.
+    """
     for attempt in range(_RETRIES):
         started = time.perf_counter()
         try:
             store.write_batch(batch)
         except Exception:
-            if attempt == _RETRIES - 1:
-                stats.fail(len(batch))
-                logger.exception("writing %d messages failed; they are lost", len(batch))
-                return
             logger.warning("writing %d messages failed; retrying", len(batch), exc_info=True)
-            time.sleep(0.1 * 2**attempt)
+            time.sleep(0.05 * 2**attempt)
             continue
         stats.observe(time.perf_counter() - started, len(batch))
         return
+    for record in batch:
+        started = time.perf_counter()
+        try:
+            store.write_batch([record])
+        except Exception:
+            stats.fail(1)
+            logger.exception("a message could not be written and is lost: %r", record)
+        else:
+            stats.observe(time.perf_counter() - started, 1)
 
 
 def ingest(store: Store, stats: IngestStats, datagrams: list[bytes]) -> None:
@@ -106,7 +115,7 @@ class _Front:
     """The receiving side's half: a queue with a bound on datagrams in flight."""
 
     metrics: Metrics
-    max_queued: int = 1_000_000
+    max_queued: int = 500_000
     _queue: queue.SimpleQueue[list[bytes] | None] = field(factory=queue.SimpleQueue)
 
     def submit(self, datagrams: list[bytes]) -> bool:
@@ -168,15 +177,13 @@ class WriterProcess(_Front):
 
     def start(self) -> None:
         """Start the child process and the threads that talk to it."""
-        env = dict(os.environ)
-        # The child must import this very package, also from a source checkout.
-        package_root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+        # The child imports this very package (also from a source checkout or a path the
+        # parent added by hand): the package's parent directory goes first on its path.
+        package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         self._process = subprocess.Popen(
-            [sys.executable, "-c", _CHILD_CODE, self.db_path],
+            [sys.executable, "-c", _CHILD_CODE, package_root, self.db_path],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env=env,
             # Ctrl-C in a terminal goes to the whole process group; only the parent decides
             # when the writer stops, after it has been handed everything.
             start_new_session=True,
@@ -230,12 +237,15 @@ class WriterProcess(_Front):
     def _read_stats(self) -> None:
         assert self._process is not None
         assert self._process.stdout is not None
-        pipe = self._process.stdout
-        while True:
-            data = pipe.read(_STATS.size)
-            if len(data) < _STATS.size:
-                return
-            self.metrics.ingest.values = list(_STATS.unpack(data))
+        with self._process.stdout as pipe:
+            while True:
+                data = pipe.read(_STATS.size)
+                if len(data) < _STATS.size:
+                    break
+                self.metrics.ingest.values = list(_STATS.unpack(data))
+        code = self._process.wait()
+        if code != 0:
+            logger.error("the writer process exited with status %s", code)
 
 
 def _read_exactly(pipe: IO[bytes], size: int) -> bytes | None:

@@ -79,8 +79,12 @@ function timeChart(container, days) {
   const height = 220;
   const pad = { left: 44, right: 16, top: 12, bottom: 28 };
   const max = Math.max(1, ...days.map((d) => d.runs));
-  const span = Math.max(1, days.length - 1);
-  const x = (i) => pad.left + (days.length === 1 ? (width - pad.left - pad.right) / 2 : (i / span) * (width - pad.left - pad.right));
+  // Place days by date, so that days without runs show as gaps in time.
+  const times = days.map((d) => Date.parse(`${d.day}T00:00:00Z`));
+  const t0 = times[0];
+  const span = Math.max(1, times[times.length - 1] - t0);
+  const plotWidth = width - pad.left - pad.right;
+  const x = (i) => pad.left + (days.length === 1 ? plotWidth / 2 : ((times[i] - t0) / span) * plotWidth);
   const y = (v) => height - pad.bottom - (v / max) * (height - pad.top - pad.bottom);
   const svg = svgElement("svg", { viewBox: `0 0 ${width} ${height}`, role: "img" });
   svg.appendChild(svgElement("line", { class: "axis", x1: pad.left, y1: y(0), x2: width - pad.right, y2: y(0) }));
@@ -88,8 +92,9 @@ function timeChart(container, days) {
   svg.appendChild(svgElement("text", { x: pad.left - 6, y: y(0) + 4, "text-anchor": "end" }, 0));
   const path = days.map((d, i) => `${x(i).toFixed(1)},${y(d.runs).toFixed(1)}`).join(" ");
   svg.appendChild(svgElement("polyline", { class: "line", points: path }));
+  const radius = days.length > 60 ? 1.5 : 3.5;
   days.forEach((d, i) => {
-    const point = svgElement("circle", { class: "point", cx: x(i).toFixed(1), cy: y(d.runs).toFixed(1), r: 3.5 });
+    const point = svgElement("circle", { class: "point", cx: x(i).toFixed(1), cy: y(d.runs).toFixed(1), r: radius });
     point.appendChild(svgElement("title", {}, `${d.day}: ${d.runs} runs`));
     svg.appendChild(point);
   });
@@ -162,7 +167,7 @@ async function getJSON(path) {
 async function loadProduct(product) {
   const query = `product=${encodeURIComponent(product)}`;
   const [board, stats] = await Promise.all([
-    getJSON(`/api/leaderboard?${query}`),
+    getJSON(`/api/leaderboard?${query}&limit=25`),
     getJSON(`/api/stats?${query}`),
   ]);
   renderLeaderboard(board.leaderboard);
