@@ -83,6 +83,7 @@ class UsageTracker:
                 return
             self._route = _transport.Route(
                 product=self.product.name,
+                env_var=self.product.env_prefix,
                 correlator=self.correlator,
                 level=int(decision.level),
                 endpoint=decision.endpoint,
@@ -100,7 +101,14 @@ class UsageTracker:
 
     @property
     def decision(self) -> _consent.Decision | None:
-        """The effective level and which source set it; None when the config says 0."""
+        """The effective level and which source set it.
+
+        When the config says 0 it is worked out on request (reading nothing outside the
+        configuration); ``None`` only if deciding failed, in which case tracking is off.
+        """
+        if self._decision is None and self.config.usage_tracking == Level.OFF:
+            with capture_internal_exceptions():
+                self._decision = _consent.decide(self.config, self.product)
         return self._decision
 
     def __enter__(self) -> UsageTracker:

@@ -70,6 +70,8 @@ class Route:
     """
 
     product: str
+    #: The product's consent variable, e.g. ``MINFLOW_USAGE_TRACKING`` (``Product.env_prefix``).
+    env_var: str
     correlator: str
     level: int
     endpoint: Endpoint
@@ -297,7 +299,6 @@ def _announce(state: _State, route: Route) -> None:
     if route.product in state.announced:
         return
     state.announced.add(route.product)
-    prefix = route.product.upper().replace("-", "_") + "_USAGE_TRACKING"
     logger.info(
         "usage tracking for %s is on at level %d%s: messages go to %s and are logged in %s; "
         "turn it off with %s=0, DO_NOT_TRACK=1 or 'telemetry-sdk disable --product %s'",
@@ -306,7 +307,7 @@ def _announce(state: _State, route: Route) -> None:
         " (preview mode: printed, not sent)" if route.preview else "",
         route.endpoint,
         route.log_path,
-        prefix,
+        route.env_var,
         route.product,
     )
 

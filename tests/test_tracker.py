@@ -250,6 +250,15 @@ class TestLevelZero:
         assert set(threading.enumerate()) <= threads_before
         assert not state.exists() or not any(state.rglob("*"))
 
+    def test_decision_says_the_config_turned_it_off(self, listener, monkeypatch):
+        """At level 0 the decision names the config, without consulting anything else."""
+        monkeypatch.setenv("DO_NOT_TRACK", "1")
+        tracker = UsageTracker(Config(usage_tracking=0), product(listener))
+        assert tracker.level is Level.OFF
+        assert tracker.decision is not None
+        assert tracker.decision.decided_by == "config"
+        assert not any("DO_NOT_TRACK" in line for line in tracker.decision.sources)
+
     def test_outside_setting_of_zero_builds_nothing(self, listener, monkeypatch):
         """When consent lowers the level to 0, the tracker does nothing either."""
         monkeypatch.setenv("DO_NOT_TRACK", "1")
