@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -243,6 +244,39 @@ IMPORT_PROBE = (
 )
 
 
+_IMPORTTIME = re.compile(r"import time:\s+(\d+) \|\s+\d+ \|\s*(\S+)")
+
+
+def import_breakdown(runs: int, top: int = 12) -> list[Row]:
+    """Modules ``import telemetry_sdk`` loads beyond ``import attrs``, by median self time."""
+    env = clean_env()
+
+    def self_times(module: str) -> dict[str, float]:
+        samples: dict[str, list[float]] = {}
+        for _ in range(runs):
+            err = subprocess.run(
+                [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stderr
+            for match in _IMPORTTIME.finditer(err):
+                samples.setdefault(match.group(2), []).append(int(match.group(1)) / 1e6)
+        return {name: median(values) for name, values in samples.items()}
+
+    base = self_times("attrs")
+    extra = {k: v for k, v in self_times("telemetry_sdk").items() if k not in base}
+    own = sum(v for k, v in extra.items() if k.startswith("telemetry_sdk"))
+    rows: list[Row] = [
+        ["all modules beyond attrs", len(extra), fmt_ms(sum(extra.values()))],
+        ["  of which telemetry_sdk's own", "-", fmt_ms(own)],
+    ]
+    for name, seconds in sorted(extra.items(), key=lambda kv: -kv[1])[:top]:
+        rows.append([f"  {name}", "-", fmt_ms(seconds)])
+    return rows
+
+
 def bench_import(runs: int) -> list[Row]:
     modules = ["attrs", "telemetry_sdk"]
     inproc: dict[str, list[float]] = {m: [] for m in modules}
@@ -450,6 +484,12 @@ def main(argv: list[str] | None = None) -> int:
             rows,
         )
         failures += sum(r[-1] == "FAIL" for r in rows)
+        print_table(
+            f"What import telemetry_sdk adds over import attrs (python -X importtime, self time, "
+            f"median of {min(args.import_runs, 15)} runs)",
+            ["module", "modules", "self time"],
+            import_breakdown(min(args.import_runs, 15)),
+        )
     if "delivery" in sections:
         rows = bench_delivery(args.delivery_runs, args.process_runs)
         print_table(
