@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-logger = logging.getLogger("telemetry_sdk")
 
 #: Tests set this to True (see ``tests/conftest.py``) so that bugs are not hidden.
 reraise = False
@@ -26,6 +23,9 @@ def capture_internal_exceptions() -> Iterator[None]:
     except Exception as exc:
         if reraise:
             raise
+        import logging  # only on failure: keep it off the host's import path
+
+        logger = logging.getLogger("telemetry_sdk")
         if not _warned:
             _warned = True
             logger.warning(

@@ -12,17 +12,24 @@ import functools
 import os
 import threading
 import time
-import uuid
 import weakref
-from types import TracebackType
+from typing import TYPE_CHECKING
 
 from attrs import define, field
 
-from . import _consent, _transport
 from ._config import Config, Level, Product
 from ._errors import ConfigurationError
 from ._guard import capture_internal_exceptions
-from ._wire import CloseMessage, StartMessage
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from . import _consent, _transport
+    from ._wire import CloseMessage, StartMessage
+
+# ``import telemetry_sdk`` loads only this module's own needs. ``_consent`` (the calling
+# thread's decision) and ``_transport`` are imported when a tracker at level 1-3 is made;
+# ``_collect`` and ``_wire`` only on the worker. At level 0 none of them is ever imported.
 
 __all__ = ["UsageTracker"]
 
@@ -38,6 +45,8 @@ _atexit_registered = False
 
 
 def _new_correlator() -> str:
+    import uuid
+
     return str(uuid.uuid4())
 
 
@@ -77,6 +86,8 @@ class UsageTracker:
         if self.config.usage_tracking == Level.OFF:
             return  # off is decided by the application alone; nothing else is consulted
         with capture_internal_exceptions():
+            from . import _consent, _transport
+
             decision = _consent.decide(self.config, self.product)
             self._decision = decision
             if decision.level == Level.OFF:
@@ -108,6 +119,8 @@ class UsageTracker:
         """
         if self._decision is None and self.config.usage_tracking == Level.OFF:
             with capture_internal_exceptions():
+                from . import _consent
+
                 self._decision = _consent.decide(self.config, self.product)
         return self._decision
 
@@ -129,6 +142,8 @@ class UsageTracker:
         if route is None or self._phase != _NEW:
             return
         with capture_internal_exceptions():
+            from . import _transport
+
             with self._lock:  # type: ignore[union-attr]
                 if self._phase != _NEW:
                     return
@@ -161,6 +176,8 @@ class UsageTracker:
             finished = self._finish()
             if finished is None:
                 return
+            from . import _transport
+
             route, job = finished
             if job is not None:
                 _transport.submit(job)
@@ -187,6 +204,8 @@ class UsageTracker:
             return None
         if self._level != 3:
             return route, None
+        from . import _transport
+
         build = functools.partial(
             _build_close,
             self.product,
@@ -246,6 +265,8 @@ def _close_at_exit() -> None:
         trackers = list(_open)
         if not trackers:
             return
+        from . import _transport
+
         alive = _transport.worker_alive()
         for tracker in trackers:
             with capture_internal_exceptions():

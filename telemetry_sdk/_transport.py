@@ -16,23 +16,31 @@ queued jobs are not sent twice.
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import socket
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 from queue import SimpleQueue
+from typing import TYPE_CHECKING
 
 from attrs import define, field
 
 from . import _guard
 from ._config import Endpoint
-from ._locallog import LogWriter, logger, outcome_record, payload_record
-from ._wire import Message, encode
+
+if TYPE_CHECKING:
+    import socket
+    from pathlib import Path
+
+    from ._locallog import LogWriter
+    from ._wire import Message
+
+# Only the queue and the worker's bookkeeping are needed on the calling thread. The modules
+# that build, encode, log and send (``_wire``, ``_locallog``, ``socket``, ``ipaddress``) are
+# imported by the worker when it handles its first job, so the host's import and the
+# calling thread never pay for them.
 
 __all__ = [
     "DRAIN_TIMEOUT",
@@ -124,7 +132,20 @@ class _State:
         self.resolutions: dict[Endpoint, _Resolution] = {}
         self.sockets: dict[int, socket.socket] = {}
         self.announced: set[str] = set()
-        self.log = LogWriter()
+        self._log: LogWriter | None = None
+
+    @property
+    def log(self) -> LogWriter:
+        """The log writer, made on first use (by the worker, or the exit path)."""
+        if self._log is None:
+            from ._locallog import LogWriter
+
+            self._log = LogWriter()
+        return self._log
+
+    @log.setter
+    def log(self, writer: LogWriter) -> None:
+        self._log = writer
 
 
 _state = _State()
@@ -141,8 +162,9 @@ def _after_fork_in_child() -> None:
     }
     _state.sockets = old.sockets
     _state.announced = old.announced
-    old.log.reset_after_fork()
-    _state.log = old.log
+    if old._log is not None:
+        old._log.reset_after_fork()
+        _state.log = old._log
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -237,6 +259,9 @@ def send_inline(job: Job) -> None:
 def _process(state: _State, job: Job, *, resolve: bool) -> None:
     route = job.route
     with _guard.capture_internal_exceptions():
+        from ._locallog import outcome_record, payload_record
+        from ._wire import encode
+
         payload, _ = encode(job.build())
         _announce(state, route)
         state.log.write(
@@ -281,6 +306,8 @@ def _log_dropped(state: _State) -> None:
         except IndexError:
             return
         with _guard.capture_internal_exceptions():
+            from ._locallog import outcome_record
+
             route = job.route
             state.log.write(
                 route.log_path,
@@ -299,6 +326,8 @@ def _announce(state: _State, route: Route) -> None:
     if route.product in state.announced:
         return
     state.announced.add(route.product)
+    from ._locallog import logger
+
     logger.info(
         "usage tracking for %s is on at level %d%s: messages go to %s and are logged in %s; "
         "turn it off with %s=0, DO_NOT_TRACK=1 or 'telemetry-sdk disable --product %s'",
@@ -314,6 +343,8 @@ def _announce(state: _State, route: Route) -> None:
 
 def _send(state: _State, route: Route, payload: bytes, *, resolve: bool) -> tuple[str, str | None]:
     """Send one datagram; return ``(outcome, reason)``."""
+    import socket
+
     if route.failure is not None:
         return "failed", route.failure
     address = _address(state, route, resolve=resolve)
@@ -341,6 +372,9 @@ def _describe_error(exc: OSError) -> str:
 
 def _literal(endpoint: Endpoint) -> tuple[int, SockAddr] | None:
     """The address of an IP-literal endpoint (no resolution needed), else None."""
+    import ipaddress
+    import socket
+
     try:
         ip = ipaddress.ip_address(endpoint.host)
     except ValueError:
@@ -395,6 +429,8 @@ def _address(state: _State, route: Route, *, resolve: bool) -> tuple[int, SockAd
 
 def _resolve(state: _State, endpoint: Endpoint, res: _Resolution) -> None:
     """Look ``endpoint`` up (may block for a long time; the worker does not wait for it)."""
+    import socket
+
     try:
         infos = socket.getaddrinfo(endpoint.host, endpoint.port, type=socket.SOCK_DGRAM)
         usable = [i for i in infos if i[0] in (socket.AF_INET, socket.AF_INET6)]

@@ -35,6 +35,7 @@ __all__ = [
     "converter",
     "decode",
     "encode",
+    "to_wire",
 ]
 
 #: Largest datagram sent or accepted: never fragmented, even at the IPv6 minimum MTU.
@@ -369,6 +370,36 @@ def _dumps(data: dict[str, Any]) -> bytes:
     return PROTOCOL_1 + text.encode("utf-8")
 
 
+def to_wire(message: Message) -> dict[str, Any]:
+    """The JSON object of ``message``, in the documented key order.
+
+    The sending side uses this instead of ``converter().unstructure``: it gives the same
+    object (a Hypothesis test holds the two to it) without importing cattrs or building the
+    converter, which would cost the host's process about 15 ms on its first message. The
+    schema itself, the attrs classes and their validators, stays the one definition.
+    """
+    data: dict[str, Any] = {"correlator": message.correlator}
+    if message.product is not None:
+        data[f"{message.product}_v"] = message.version
+    if isinstance(message, StartMessage):
+        data["python_v"] = message.python_v
+        data["platform.system"] = message.platform_system
+    if message.tracking_level is not None:
+        data["tracking_level"] = message.tracking_level
+    if message.project_name is not None:
+        data["project_name"] = message.project_name
+    if isinstance(message, CloseMessage):
+        data["end"] = message.end
+        data["execution_time"] = message.execution_time
+    if message.components is not None and (message.components or isinstance(message, StartMessage)):
+        data["components"] = [_unstructure_component(c) for c in message.components]
+    if message.components_truncated:
+        data["components_truncated"] = True
+    if isinstance(message, StartMessage) and message.start is not None:
+        data["start"] = message.start
+    return data
+
+
 def encode(message: Message) -> tuple[bytes, Message]:
     """Encode ``message`` as one protocol-1 datagram of at most ``MAX_DATAGRAM`` bytes.
 
@@ -376,15 +407,14 @@ def encode(message: Message) -> tuple[bytes, Message]:
     ``components_truncated`` is set. Returns the datagram and the message it encodes
     (the same object unless something was dropped).
     """
-    conv = converter()
-    payload = _dumps(conv.unstructure(message))
+    payload = _dumps(to_wire(message))
     if len(payload) <= MAX_DATAGRAM:
         return payload, message
     components = list(message.components or ())
     while components:
         components.pop()
         trimmed = _evolve(message, components=tuple(components), components_truncated=True)
-        payload = _dumps(conv.unstructure(trimmed))
+        payload = _dumps(to_wire(trimmed))
         if len(payload) <= MAX_DATAGRAM:
             return payload, trimmed
     msg = f"message is {len(payload)} bytes even without components"

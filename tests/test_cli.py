@@ -40,6 +40,9 @@ print(json.dumps({
 """
 
 #: The same run, recording socket, file and thread activity from construction to close.
+#: Loading Python modules (the SDK imports what a level-1-3 tracker needs when the first one
+#: is made) is not tracking I/O, so opens of module files are not counted; any other file
+#: (the settings file, the local log) is.
 AUDITED_APP = """
 import json, sys, threading
 from telemetry_sdk import Config, Product, UsageTracker
@@ -50,8 +53,11 @@ config = Config(usage_tracking=3)
 seen, recording = [], [True]
 
 def hook(event, args):
-    if recording[0] and event.startswith(("socket.", "open")):
-        seen.append(event)
+    if not recording[0] or not event.startswith(("socket.", "open")):
+        return
+    if event == "open" and str(args[0]).endswith((".py", ".pyc", ".so")):
+        return
+    seen.append(event)
 
 started = []
 thread_start = threading.Thread.start

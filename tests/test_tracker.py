@@ -25,6 +25,7 @@ from telemetry_sdk import (
     UsageTracker,
     _consent,
     _transport,
+    _wire,
 )
 from telemetry_sdk._locallog import read_log
 from telemetry_sdk._wire import CloseMessage, StartMessage, decode
@@ -364,7 +365,7 @@ class TestGuard:
         def broken(*args, **kwargs):
             raise RuntimeError("boom")
 
-        monkeypatch.setattr(_transport, "encode", broken)
+        monkeypatch.setattr(_wire, "encode", broken)
         with UsageTracker(Config(usage_tracking=3, log_path=log), product(listener)) as tracker:
             tracker.record_app()
         assert listener.wait_for(1, timeout=0.3) == []

@@ -17,6 +17,7 @@ from telemetry_sdk._wire import (
     converter,
     decode,
     encode,
+    to_wire,
 )
 
 EPOCH_MAX = 4_102_444_800
@@ -100,6 +101,34 @@ class TestRoundTrip:
         """Every message survives structure(unstructure(x)) unchanged."""
         conv = converter()
         assert conv.structure(conv.unstructure(message), type(message)) == message
+
+    @given(messages)
+    @settings(max_examples=300, deadline=None)
+    def test_sender_object_is_the_converters(self, message):
+        """The sender's cattrs-free to_wire() gives exactly what the one converter gives."""
+        assert to_wire(message) == converter().unstructure(message)
+
+    def test_keys_are_sent_in_the_documented_order(self):
+        """Start and close keys go out in the order the README documents."""
+        correlator = "7c886a00-1111-4222-8333-123456789abc"
+        start = StartMessage(
+            correlator=correlator, product="minflow", version="1", python_v="3.11",
+            platform_system="Linux", tracking_level=3, project_name="p",
+            components=(Component("a.B"),), components_truncated=True, start=1795305801,
+        )  # fmt: skip
+        close = CloseMessage(
+            correlator=correlator, product="minflow", version="1", tracking_level=3,
+            project_name="p", end=1795305802, execution_time=1.5,
+            components=(Component("minflow", {"app_count": 1, "app_fails": 0}),),
+        )  # fmt: skip
+        assert list(to_wire(start)) == [
+            "correlator", "minflow_v", "python_v", "platform.system", "tracking_level",
+            "project_name", "components", "components_truncated", "start",
+        ]  # fmt: skip
+        assert list(to_wire(close)) == [
+            "correlator", "minflow_v", "tracking_level", "project_name", "end",
+            "execution_time", "components",
+        ]  # fmt: skip
 
     @given(messages)
     @settings(max_examples=200, deadline=None)
