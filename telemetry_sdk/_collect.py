@@ -92,7 +92,7 @@ def build_close(
         project_name=config.project_name,
         end=int(end),
         execution_time=round(max(0.0, execution_time), 3),
-        components=listed,  # type: ignore[arg-type]
+        components=listed,
         components_truncated=truncated,
     )
 

@@ -26,10 +26,20 @@ if TYPE_CHECKING:
 
     from . import _consent, _transport
     from ._wire import CloseMessage, StartMessage
+else:
+    # ``import telemetry_sdk`` loads only this module's own needs. ``_consent`` (the calling
+    # thread's decision) and ``_transport`` are imported when a tracker at level 1-3 is made
+    # (see ``_load_runtime``); ``_collect`` and ``_wire`` only on the worker. At level 0 none
+    # of them is ever imported.
+    _consent = _transport = None
 
-# ``import telemetry_sdk`` loads only this module's own needs. ``_consent`` (the calling
-# thread's decision) and ``_transport`` are imported when a tracker at level 1-3 is made;
-# ``_collect`` and ``_wire`` only on the worker. At level 0 none of them is ever imported.
+
+def _load_runtime() -> None:
+    """Import what a tracker at level 1-3 needs, once, into this module's globals."""
+    global _consent, _transport
+    if _transport is None:
+        from . import _consent, _transport
+
 
 __all__ = ["UsageTracker"]
 
@@ -86,8 +96,7 @@ class UsageTracker:
         if self.config.usage_tracking == Level.OFF:
             return  # off is decided by the application alone; nothing else is consulted
         with capture_internal_exceptions():
-            from . import _consent, _transport
-
+            _load_runtime()
             decision = _consent.decide(self.config, self.product)
             self._decision = decision
             if decision.level == Level.OFF:
@@ -119,8 +128,7 @@ class UsageTracker:
         """
         if self._decision is None and self.config.usage_tracking == Level.OFF:
             with capture_internal_exceptions():
-                from . import _consent
-
+                _load_runtime()
                 self._decision = _consent.decide(self.config, self.product)
         return self._decision
 
@@ -142,8 +150,6 @@ class UsageTracker:
         if route is None or self._phase != _NEW:
             return
         with capture_internal_exceptions():
-            from . import _transport
-
             with self._lock:  # type: ignore[union-attr]
                 if self._phase != _NEW:
                     return
@@ -176,8 +182,6 @@ class UsageTracker:
             finished = self._finish()
             if finished is None:
                 return
-            from . import _transport
-
             route, job = finished
             if job is not None:
                 _transport.submit(job)
@@ -204,8 +208,6 @@ class UsageTracker:
             return None
         if self._level != 3:
             return route, None
-        from . import _transport
-
         build = functools.partial(
             _build_close,
             self.product,
@@ -265,8 +267,6 @@ def _close_at_exit() -> None:
         trackers = list(_open)
         if not trackers:
             return
-        from . import _transport
-
         alive = _transport.worker_alive()
         for tracker in trackers:
             with capture_internal_exceptions():
