@@ -32,6 +32,25 @@ LATENCY_TARGET = 0.050
 MEMORY_TARGET_MIB = 200
 
 
+def latency_rows(latencies: dict[str, list[float]], *, judged: bool) -> list[list[object]]:
+    """One table row per endpoint: requests, p50, p95, p99 and (when judged) the verdict."""
+    rows: list[list[object]] = []
+    for name, values in latencies.items():
+        p95 = percentile(values, 95)
+        rows.append(
+            [
+                name,
+                len(values),
+                fmt_ms(median(values)),
+                fmt_ms(p95),
+                fmt_ms(percentile(values, 99)),
+                "p95 <= 50 ms" if judged else "-",
+                verdict(p95 <= LATENCY_TARGET) if judged else "-",
+            ]
+        )
+    return rows
+
+
 def stored_runs(db: Path) -> int:
     if not db.exists():
         return 0
@@ -143,40 +162,14 @@ def main(argv: list[str] | None = None) -> int:
                 }
             memory_loaded = collector.memory_kib()
 
-    rows = []
-    for name, values in latencies.items():
-        p95 = percentile(values, 95)
-        rows.append(
-            [
-                name,
-                len(values),
-                fmt_ms(median(values)),
-                fmt_ms(p95),
-                fmt_ms(percentile(values, 99)),
-                "p95 <= 50 ms",
-                verdict(p95 <= LATENCY_TARGET),
-            ]
-        )
+    rows = latency_rows(latencies, judged=True)
     print_table(
         f"HTTP latency with {total:,} runs stored ({len(products)} products; sequential requests)",
         ["endpoint", "requests", "p50", "p95", "p99", "target", "result"],
         rows,
     )
     if ingest:
-        rows = []
-        for name, values in loaded.items():
-            p95 = percentile(values, 95)
-            rows.append(
-                [
-                    name,
-                    len(values),
-                    fmt_ms(median(values)),
-                    fmt_ms(p95),
-                    fmt_ms(percentile(values, 99)),
-                    "-",
-                    "-",
-                ]
-            )
+        rows = latency_rows(loaded, judged=False)
         print_table(
             f"The same, while ingesting {args.load_rate:,.0f} datagrams/s for {args.load_seconds:g} s "
             f"(sent {ingest['sent']:,.0f}, accepted {ingest['accepted']:,.0f}, written {ingest['written']:,.0f})",
