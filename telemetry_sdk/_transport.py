@@ -106,6 +106,8 @@ class _Resolution:
     done: threading.Event = field(factory=threading.Event)
     address: tuple[int, SockAddr] | None = None
     error: str | None = None
+    #: The run it was started for: a failed look-up is retried by later runs, not by this one.
+    correlator: str = ""
 
 
 class _Marker:
@@ -184,7 +186,35 @@ def submit(job: Job) -> None:
     if (worker is None or not worker.is_alive()) and not _start_worker(state):
         send_inline(job)
         return
+    route = job.route
+    if route.endpoint not in state.resolutions and not route.preview:
+        _begin_resolution(state, route.endpoint, route.correlator)
     state.queue.put(job)
+
+
+def _begin_resolution(state: _State, endpoint: Endpoint, correlator: str) -> None:
+    """Start looking a host name up now, once per process and endpoint.
+
+    This runs on the calling thread at the first job for an endpoint, so the look-up overlaps
+    with the worker's own start-up, and a script that ends at once (on Python 3.12+ no thread
+    can be started after the main thread finishes) still has its name resolved. IP literals
+    need no look-up; the worker recognises them exactly.
+    """
+    host = endpoint.host
+    if ":" in host or host.replace(".", "").isdigit():
+        return
+    with state.lock:
+        if endpoint in state.resolutions:
+            return
+        res = _Resolution(correlator=correlator)
+        resolver = threading.Thread(
+            target=_resolve, args=(state, endpoint, res), name="telemetry-sdk-resolver", daemon=True
+        )
+        try:
+            resolver.start()
+        except RuntimeError:
+            return  # interpreter shutdown: the worker looks the name up itself
+        state.resolutions[endpoint] = res
 
 
 def _start_worker(state: _State) -> bool:
@@ -396,17 +426,25 @@ def _address(state: _State, route: Route, *, resolve: bool) -> tuple[int, SockAd
     if not resolve:
         route.failure = "name not resolved before exit"
         return None
-    if res is None or (res.done.is_set() and res.address is None):
-        res = _Resolution()
+    failed_before = (
+        res is not None
+        and res.done.is_set()
+        and res.address is None
+        and res.correlator != route.correlator
+    )
+    if res is None or failed_before:
+        res = _Resolution(correlator=route.correlator)
         resolver = threading.Thread(
             target=_resolve, args=(state, endpoint, res), name="telemetry-sdk-resolver", daemon=True
         )
+        state.resolutions[endpoint] = res
         try:
             resolver.start()
-        except RuntimeError:  # interpreter shutdown (Python 3.12+): no new threads
-            route.failure = "name not resolved before exit"
-            return None
-        state.resolutions[endpoint] = res
+        except RuntimeError:
+            # Interpreter shutdown (Python 3.12+ starts no new threads once the main thread
+            # has finished): look the name up on this daemon worker instead. The host is not
+            # held up: the exit hook waits for the worker at most DRAIN_TIMEOUT.
+            _resolve(state, endpoint, res)
     began = time.monotonic()
     while not res.done.is_set():
         deadline = began + RESOLVE_TIMEOUT

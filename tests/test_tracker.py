@@ -430,6 +430,40 @@ class TestExit:
         outcomes = [r["outcome"] for r in read_log(log) if r["event"] == "outcome"]
         assert outcomes == ["sent", "sent"]
 
+    def test_a_script_that_ends_at_once_still_resolves_and_sends(self, listener, log):
+        """With a host name endpoint, start() then an immediate exit delivers both messages.
+
+        The look-up begins at start(): on Python 3.12+ no thread can be started once the
+        main thread has finished, so it must not wait for the worker.
+        """
+        endpoint = listener.endpoint.replace("127.0.0.1", "localhost")
+        result = run_script(
+            SCRIPT_HEAD
+            + """
+    import threading
+    # Python 3.12's rule, on any version: no thread starts once the main thread has finished.
+    finished = []
+    shutdown, thread_start = threading._shutdown, threading.Thread.start
+    def no_threads_after_main(self):
+        if finished:
+            raise RuntimeError("can't create new thread at interpreter shutdown")
+        thread_start(self)
+    def main_finished():
+        finished.append(True)
+        shutdown()
+    threading.Thread.start = no_threads_after_main
+    threading._shutdown = main_finished
+    UsageTracker(Config(usage_tracking=3, log_path=log), PRODUCT).start()
+""",
+            endpoint,
+            str(log),
+        )
+        assert result.returncode == 0, result.stderr
+        messages = [decode(d) for d in listener.wait_for(2)]
+        assert [type(m) for m in messages] == [StartMessage, CloseMessage]
+        outcomes = [r["outcome"] for r in read_log(log) if r["event"] == "outcome"]
+        assert outcomes == ["sent", "sent"]
+
     def test_close_is_sent_when_the_host_dropped_the_tracker(self, listener, log):
         """A started tracker the host no longer references still sends its close at exit."""
         result = run_script(
