@@ -36,6 +36,9 @@ class CollectorProcess:
             str(db),
             "--ready-file",
             str(self.ready),
+            # One loadgen process sends everything: measure ingest, not the per-source limit.
+            "--rate",
+            "0",
             "--log-level",
             "WARNING",
         ]

@@ -19,9 +19,11 @@ _EXTRA_HINT = "the collector needs the server extra: pip install 'telemetry-sdk[
 DEFAULT_UDP = "127.0.0.1:50077"
 DEFAULT_HTTP = "127.0.0.1:8000"
 DEFAULT_DB = "telemetry-collector.db"
-#: Per-source token bucket: sustained datagrams per second and burst size (0 disables).
-DEFAULT_RATE = 0.0
-DEFAULT_BURST = 1000
+#: Per-source token bucket: sustained datagrams per second and burst size (0 disables). A run
+#: sends one or two datagrams, so this leaves room for a busy site behind one address while a
+#: single flooding source cannot fill the store or the leaderboard.
+DEFAULT_RATE = 20.0
+DEFAULT_BURST = 200
 
 
 def _server_available() -> bool:
@@ -141,8 +143,8 @@ def add_collector_parsers(subparsers: Any) -> None:
         "--rate",
         type=_positive_float,
         default=DEFAULT_RATE,
-        help="datagrams per second allowed from one source address, sustained; 0 (default) "
-        "disables the limit",
+        help="datagrams per second allowed from one source address, sustained "
+        f"(default {DEFAULT_RATE:g}); 0 disables the limit",
     )
     collector.add_argument(
         "--burst",

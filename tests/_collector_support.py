@@ -98,7 +98,10 @@ class CollectorProcess:
         command = [
             sys.executable, "-m", "telemetry_sdk", "collector",
             "--udp", "127.0.0.1:0", "--http", "127.0.0.1:0",
-            "--db", str(self.db), "--ready-file", str(self.ready_file), *self.extra,
+            "--db", str(self.db), "--ready-file", str(self.ready_file),
+            # These tests send thousands of datagrams from one socket: no per-source limit,
+            # unless a test asks for one (a later --rate wins).
+            "--rate", "0", *self.extra,
         ]  # fmt: skip
         with open(self.log_file, "wb") as log:
             self.process = subprocess.Popen(command, stderr=log, stdout=log)

@@ -203,7 +203,7 @@ class TestPackage:
         assert result.stdout.strip() == "[]"
 
     def test_cli_defaults_are_loopback(self) -> None:
-        """Unless told otherwise the collector listens on loopback only."""
+        """Unless told otherwise the collector listens on loopback only, with a rate limit."""
         import argparse
 
         from telemetry_sdk._collector_cli import add_collector_parsers
@@ -214,8 +214,33 @@ class TestPackage:
         settings = settings_from_args(parser.parse_args(["collector"]))
         assert settings.udp == ("127.0.0.1", 50077)
         assert settings.http == ("127.0.0.1", 8000)
-        assert settings.rate == 0
+        assert (settings.rate, settings.burst) == (20, 200)
         assert settings.admin_token is None
+
+
+class TestDefaultRateLimit:
+    def test_one_source_cannot_flood_a_collector_with_default_settings(self, tmp_path: Any) -> None:
+        """Out of the box, a source gets its burst and then 20 datagrams/s; the rest is counted."""
+        import socket
+
+        from telemetry_sdk.collector import Collector, CollectorSettings
+
+        settings = CollectorSettings(
+            udp=("127.0.0.1", 0), http=None, db=tmp_path / "r.db", writer_process=False
+        )
+        began = time.monotonic()
+        with Collector(settings) as collector, socket.socket(type=socket.SOCK_DGRAM) as sock:
+            for _ in range(1000):
+                sock.sendto(datagram(start_message()), collector.udp_address)
+            deadline = time.monotonic() + 10
+            while collector.metrics.received < 1000 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            elapsed = time.monotonic() - began
+        summary = collector.metrics.summary()
+        assert summary["received"] == 1000
+        assert summary["accepted"] + summary["rate_limited"] == 1000
+        assert 200 <= summary["accepted"] <= 200 + 20 * elapsed + 1
+        assert summary["written"] == summary["accepted"]
 
 
 class TestEmbedded:
@@ -229,7 +254,11 @@ class TestEmbedded:
         from telemetry_sdk.collector import Collector, CollectorSettings, SQLiteStore
 
         settings = CollectorSettings(
-            udp=("127.0.0.1", 0), http=None, db=tmp_path / "e.db", writer_process=writer_process
+            udp=("127.0.0.1", 0),
+            http=None,
+            db=tmp_path / "e.db",
+            writer_process=writer_process,
+            rate=0,
         )
         messages = [start_message(project_name="embedded") for _ in range(300)]
         with Collector(settings) as collector, socket.socket(type=socket.SOCK_DGRAM) as sock:

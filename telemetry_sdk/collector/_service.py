@@ -62,8 +62,8 @@ class CollectorSettings:
     #: Bearer token that allows ``DELETE /api/runs/...``; ``None`` refuses deletion over HTTP.
     admin_token: str | None = None
     #: Datagrams per second per source address (0: no limit) and the burst allowed.
-    rate: float = 0.0
-    burst: int = 1000
+    rate: float = 20.0
+    burst: int = 200
     rcvbuf: int = RCVBUF
     #: Datagrams received but not yet decoded and written, at most (about 300 bytes each);
     #: beyond it new ones are dropped and counted (``queue_dropped``).
@@ -169,7 +169,7 @@ class Collector:
                 )
         if settings.rate <= 0 and not _is_loopback(settings.udp[0]):
             logger.warning(
-                "no per-source rate limit: for a public collector consider e.g. "
+                "no per-source rate limit (--rate 0): for a public collector keep the default, "
                 "--rate 20 --burst 200"
             )
         if self.http_url is not None:
