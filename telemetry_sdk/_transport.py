@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from queue import SimpleQueue
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from attrs import define, field
 
@@ -294,16 +294,13 @@ def _process(state: _State, job: Job, *, resolve: bool) -> None:
 
         payload, _ = encode(job.build())
         _announce(state, route)
-        state.log.write(
-            route.log_path,
-            payload_record(
-                product=route.product,
-                correlator=route.correlator,
-                kind=job.kind,
-                level=route.level,
-                destination=str(route.endpoint),
-                payload=payload,
-            ),
+        _record(
+            state,
+            job,
+            payload_record,
+            level=route.level,
+            destination=str(route.endpoint),
+            payload=payload,
         )
         outcome: str
         reason: str | None
@@ -316,17 +313,14 @@ def _process(state: _State, job: Job, *, resolve: bool) -> None:
             )
         else:
             outcome, reason = _send(state, route, payload, resolve=resolve)
-        state.log.write(
-            route.log_path,
-            outcome_record(
-                product=route.product,
-                correlator=route.correlator,
-                kind=job.kind,
-                outcome=outcome,
-                reason=reason,
-                nbytes=len(payload),
-            ),
-        )
+        _record(state, job, outcome_record, outcome=outcome, reason=reason, nbytes=len(payload))
+
+
+def _record(state: _State, job: Job, make: Callable[..., dict[str, Any]], **fields: Any) -> None:
+    """Write one local-log line about ``job``: ``make`` is a ``_locallog`` record builder."""
+    route = job.route
+    record = make(product=route.product, correlator=route.correlator, kind=job.kind, **fields)
+    state.log.write(route.log_path, record)
 
 
 def _log_dropped(state: _State) -> None:
@@ -338,16 +332,12 @@ def _log_dropped(state: _State) -> None:
         with _guard.capture_internal_exceptions():
             from ._locallog import outcome_record
 
-            route = job.route
-            state.log.write(
-                route.log_path,
-                outcome_record(
-                    product=route.product,
-                    correlator=route.correlator,
-                    kind=job.kind,
-                    outcome="dropped",
-                    reason=f"queue full ({MAX_QUEUE} messages waiting)",
-                ),
+            _record(
+                state,
+                job,
+                outcome_record,
+                outcome="dropped",
+                reason=f"queue full ({MAX_QUEUE} messages waiting)",
             )
 
 
