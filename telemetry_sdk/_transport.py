@@ -129,6 +129,8 @@ class _State:
         self.worker: threading.Thread | None = None
         self.wake = threading.Event()
         self.hurry_at = -1.0
+        #: ``time.monotonic()`` when the worker began a look-up on its own thread; -1 if not.
+        self.inline_since = -1.0
         self.dropped = 0
         self.dropped_jobs: deque[Job] = deque(maxlen=_DROPPED_KEPT)
         self.resolutions: dict[Endpoint, _Resolution] = {}
@@ -186,19 +188,16 @@ def submit(job: Job) -> None:
     if (worker is None or not worker.is_alive()) and not _start_worker(state):
         send_inline(job)
         return
-    route = job.route
-    if route.endpoint not in state.resolutions and not route.preview:
-        _begin_resolution(state, route.endpoint, route.correlator)
     state.queue.put(job)
 
 
 def _begin_resolution(state: _State, endpoint: Endpoint, correlator: str) -> None:
-    """Start looking a host name up now, once per process and endpoint.
+    """Start looking a host name up, once per process and endpoint, on its own thread.
 
-    This runs on the calling thread at the first job for an endpoint, so the look-up overlaps
-    with the worker's own start-up, and a script that ends at once (on Python 3.12+ no thread
-    can be started after the main thread finishes) still has its name resolved. IP literals
-    need no look-up; the worker recognises them exactly.
+    The worker calls this before it builds a run's first message, so the look-up overlaps
+    with loading and encoding. If no thread can be started (Python 3.12+ after the main
+    thread has finished), ``_address`` looks the name up on the worker itself. IP literals
+    need no look-up; ``_address`` recognises them exactly.
     """
     host = endpoint.host
     if ":" in host or host.replace(".", "").isdigit():
@@ -246,7 +245,13 @@ def flush(timeout: float = DRAIN_TIMEOUT) -> bool:
         return state.queue.empty()
     marker = _Marker()
     state.queue.put(marker)
-    return marker.event.wait(timeout)
+    deadline = time.monotonic() + timeout
+    while not marker.event.wait(min(0.01, max(0.0, deadline - time.monotonic()))):
+        now = time.monotonic()
+        inline = state.inline_since
+        if now >= deadline or (inline >= 0 and now >= inline + RESOLVE_GRACE):
+            return False  # the worker is stuck in a look-up it cannot abandon: stop waiting
+    return True
 
 
 def hurry(route: Route | None = None) -> None:
@@ -289,6 +294,8 @@ def send_inline(job: Job) -> None:
 def _process(state: _State, job: Job, *, resolve: bool) -> None:
     route = job.route
     with _guard.capture_internal_exceptions():
+        if resolve and not route.preview and route.endpoint not in state.resolutions:
+            _begin_resolution(state, route.endpoint, route.correlator)
         from ._locallog import outcome_record, payload_record
         from ._wire import encode
 
@@ -433,8 +440,12 @@ def _address(state: _State, route: Route, *, resolve: bool) -> tuple[int, SockAd
         except RuntimeError:
             # Interpreter shutdown (Python 3.12+ starts no new threads once the main thread
             # has finished): look the name up on this daemon worker instead. The host is not
-            # held up: the exit hook waits for the worker at most DRAIN_TIMEOUT.
-            _resolve(state, endpoint, res)
+            # held up: ``flush`` stops waiting RESOLVE_GRACE after such a look-up began.
+            state.inline_since = time.monotonic()
+            try:
+                _resolve(state, endpoint, res)
+            finally:
+                state.inline_since = -1.0
     began = time.monotonic()
     while not res.done.is_set():
         deadline = began + RESOLVE_TIMEOUT

@@ -464,6 +464,35 @@ class TestExit:
         outcomes = [r["outcome"] for r in read_log(log) if r["event"] == "outcome"]
         assert outcomes == ["sent", "sent"]
 
+    def test_a_hanging_resolver_at_exit_without_threads_keeps_exit_bounded(self, listener, log):
+        """Python 3.12's rule and a resolver that never answers: the process still exits at once."""
+        result = run_script(
+            SCRIPT_HEAD
+            + """
+    import socket, threading
+    socket.getaddrinfo = lambda *args, **kwargs: time.sleep(3600)
+    finished = []
+    shutdown, thread_start = threading._shutdown, threading.Thread.start
+    def no_threads_after_main(self):
+        if finished:
+            raise RuntimeError("can't create new thread at interpreter shutdown")
+        thread_start(self)
+    def main_finished():
+        finished.append(True)
+        shutdown()
+    threading.Thread.start = no_threads_after_main
+    threading._shutdown = main_finished
+    UsageTracker(Config(usage_tracking=3, log_path=log), PRODUCT).start()
+    print(time.monotonic())
+""",
+            "udp://collector.invalid:50077",
+            str(log),
+        )
+        exited = time.monotonic()
+        assert result.returncode == 0, result.stderr
+        assert exited - float(result.stdout) < 2.0
+        assert [r["kind"] for r in read_log(log) if r["event"] == "payload"][:1] == ["start"]
+
     def test_close_is_sent_when_the_host_dropped_the_tracker(self, listener, log):
         """A started tracker the host no longer references still sends its close at exit."""
         result = run_script(
