@@ -406,6 +406,22 @@ SCRIPT_HEAD = """
     PRODUCT = Product(name="minflow", version="1.4.0", endpoint=endpoint)
 """
 
+#: Python 3.12's rule, on any version: no thread starts once the main thread has finished.
+NO_THREADS_AFTER_MAIN = """
+    import threading
+    finished = []
+    shutdown, thread_start = threading._shutdown, threading.Thread.start
+    def no_threads_after_main(self):
+        if finished:
+            raise RuntimeError("can't create new thread at interpreter shutdown")
+        thread_start(self)
+    def main_finished():
+        finished.append(True)
+        shutdown()
+    threading.Thread.start = no_threads_after_main
+    threading._shutdown = main_finished
+"""
+
 
 @pytest.mark.slow
 class TestExit:
@@ -433,26 +449,14 @@ class TestExit:
     def test_a_script_that_ends_at_once_still_resolves_and_sends(self, listener, log):
         """With a host name endpoint, start() then an immediate exit delivers both messages.
 
-        The look-up begins at start(): on Python 3.12+ no thread can be started once the
-        main thread has finished, so it must not wait for the worker.
+        On Python 3.12+ no thread can be started once the main thread has finished, so the
+        worker may have to look the name up itself.
         """
         endpoint = listener.endpoint.replace("127.0.0.1", "localhost")
         result = run_script(
             SCRIPT_HEAD
+            + NO_THREADS_AFTER_MAIN
             + """
-    import threading
-    # Python 3.12's rule, on any version: no thread starts once the main thread has finished.
-    finished = []
-    shutdown, thread_start = threading._shutdown, threading.Thread.start
-    def no_threads_after_main(self):
-        if finished:
-            raise RuntimeError("can't create new thread at interpreter shutdown")
-        thread_start(self)
-    def main_finished():
-        finished.append(True)
-        shutdown()
-    threading.Thread.start = no_threads_after_main
-    threading._shutdown = main_finished
     UsageTracker(Config(usage_tracking=3, log_path=log), PRODUCT).start()
 """,
             endpoint,
@@ -468,20 +472,10 @@ class TestExit:
         """Python 3.12's rule and a resolver that never answers: the process still exits at once."""
         result = run_script(
             SCRIPT_HEAD
+            + NO_THREADS_AFTER_MAIN
             + """
-    import socket, threading
+    import socket
     socket.getaddrinfo = lambda *args, **kwargs: time.sleep(3600)
-    finished = []
-    shutdown, thread_start = threading._shutdown, threading.Thread.start
-    def no_threads_after_main(self):
-        if finished:
-            raise RuntimeError("can't create new thread at interpreter shutdown")
-        thread_start(self)
-    def main_finished():
-        finished.append(True)
-        shutdown()
-    threading.Thread.start = no_threads_after_main
-    threading._shutdown = main_finished
     UsageTracker(Config(usage_tracking=3, log_path=log), PRODUCT).start()
     print(time.monotonic())
 """,
