@@ -191,31 +191,6 @@ def submit(job: Job) -> None:
     state.queue.put(job)
 
 
-def _begin_resolution(state: _State, endpoint: Endpoint, correlator: str) -> None:
-    """Start looking a host name up, once per process and endpoint, on its own thread.
-
-    The worker calls this before it builds a run's first message, so the look-up overlaps
-    with loading and encoding. If no thread can be started (Python 3.12+ after the main
-    thread has finished), ``_address`` looks the name up on the worker itself. IP literals
-    need no look-up; ``_address`` recognises them exactly.
-    """
-    host = endpoint.host
-    if ":" in host or host.replace(".", "").isdigit():
-        return
-    with state.lock:
-        if endpoint in state.resolutions:
-            return
-        res = _Resolution(correlator=correlator)
-        resolver = threading.Thread(
-            target=_resolve, args=(state, endpoint, res), name="telemetry-sdk-resolver", daemon=True
-        )
-        try:
-            resolver.start()
-        except RuntimeError:
-            return  # interpreter shutdown: the worker looks the name up itself
-        state.resolutions[endpoint] = res
-
-
 def _start_worker(state: _State) -> bool:
     """Start the worker once; False if a thread cannot be started (interpreter exit)."""
     with state.lock:
@@ -294,8 +269,10 @@ def send_inline(job: Job) -> None:
 def _process(state: _State, job: Job, *, resolve: bool) -> None:
     route = job.route
     with _guard.capture_internal_exceptions():
-        if resolve and not route.preview and route.endpoint not in state.resolutions:
-            _begin_resolution(state, route.endpoint, route.correlator)
+        # A host name is looked up while this message is built, encoded and logged.
+        unknown = resolve and not route.preview and route.endpoint not in state.resolutions
+        if unknown and _literal(route.endpoint) is None:
+            _lookup(state, route.endpoint, route.correlator)
         from ._locallog import outcome_record, payload_record
         from ._wire import encode
 
@@ -430,22 +407,18 @@ def _address(state: _State, route: Route, *, resolve: bool) -> tuple[int, SockAd
         and res.correlator != route.correlator
     )
     if res is None or failed_before:
+        res = _lookup(state, endpoint, route.correlator)
+    if res is None:
+        # Interpreter shutdown (Python 3.12+ starts no new threads once the main thread has
+        # finished): look the name up on this daemon worker instead. The host is not held
+        # up: ``flush`` stops waiting RESOLVE_GRACE after such a look-up began.
         res = _Resolution(correlator=route.correlator)
-        resolver = threading.Thread(
-            target=_resolve, args=(state, endpoint, res), name="telemetry-sdk-resolver", daemon=True
-        )
         state.resolutions[endpoint] = res
+        state.inline_since = time.monotonic()
         try:
-            resolver.start()
-        except RuntimeError:
-            # Interpreter shutdown (Python 3.12+ starts no new threads once the main thread
-            # has finished): look the name up on this daemon worker instead. The host is not
-            # held up: ``flush`` stops waiting RESOLVE_GRACE after such a look-up began.
-            state.inline_since = time.monotonic()
-            try:
-                _resolve(state, endpoint, res)
-            finally:
-                state.inline_since = -1.0
+            _resolve(state, endpoint, res)
+        finally:
+            state.inline_since = -1.0
     began = time.monotonic()
     while not res.done.is_set():
         deadline = began + RESOLVE_TIMEOUT
@@ -464,6 +437,23 @@ def _address(state: _State, route: Route, *, resolve: bool) -> tuple[int, SockAd
     else:
         route.failure = f"name resolution timed out after {time.monotonic() - began:.1f} s"
     return None
+
+
+def _lookup(state: _State, endpoint: Endpoint, correlator: str) -> _Resolution | None:
+    """Start looking ``endpoint`` up on its own thread, once per process and endpoint.
+
+    Only the worker calls this. None when no thread can be started (interpreter shutdown).
+    """
+    res = _Resolution(correlator=correlator)
+    resolver = threading.Thread(
+        target=_resolve, args=(state, endpoint, res), name="telemetry-sdk-resolver", daemon=True
+    )
+    try:
+        resolver.start()
+    except RuntimeError:
+        return None
+    state.resolutions[endpoint] = res
+    return res
 
 
 def _resolve(state: _State, endpoint: Endpoint, res: _Resolution) -> None:
