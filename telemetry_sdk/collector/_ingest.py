@@ -31,6 +31,7 @@ from .._wire import (
     Component,
     Message,
     StartMessage,
+    _unstructure_component,
     decode,
 )
 
@@ -67,8 +68,7 @@ class Record(NamedTuple):
 
 
 def _wire_components(components: tuple[Component, ...]) -> str:
-    items = [c.name if not c.info else {"c": c.name, **c.info} for c in components]
-    return orjson.dumps(items).decode()
+    return orjson.dumps([_unstructure_component(c) for c in components]).decode()
 
 
 def _app_counts(components: tuple[Component, ...]) -> tuple[int | None, int | None]:
