@@ -30,9 +30,9 @@ import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
-from attrs import frozen
+from attrs import field, frozen
 
-from . import _settings
+from . import _logsettings, _settings
 from ._config import Config, Endpoint, Level, Product, parse_endpoint
 from ._errors import ConfigurationError, TrackingSettingWarning
 
@@ -81,14 +81,25 @@ class Decision:
     endpoint: Endpoint
     #: Preview mode: print and log each message instead of sending it.
     debug: bool
-    log_path: Path
+    #: None when no path can be worked out (no ``HOME`` and no passwd entry): not logged to a file.
+    log_path: Path | None
     #: Where ``endpoint`` came from: ``"product"``, ``"config"`` or the variable's name.
     endpoint_source: str = "product"
+    #: The log's rotation size and kept generations (``<PRODUCT>_USAGE_TRACKING_LOG_*``).
+    log_limits: _logsettings.LogLimits = field(factory=_logsettings.LogLimits)
 
 
 def default_log_path(product: Product, environ: Mapping[str, str]) -> Path:
     """``$XDG_STATE_HOME/<product>/usage.jsonl``, else ``~/.local/state/<product>/usage.jsonl``."""
     return state_home(environ) / product.name / "usage.jsonl"
+
+
+def _log_path_if_known(product: Product, environ: Mapping[str, str]) -> Path | None:
+    """The default log path, or None when there is no home to put it in."""
+    try:
+        return default_log_path(product, environ)
+    except (RuntimeError, KeyError, OSError):  # HOME unset and the uid has no passwd entry
+        return None
 
 
 def state_home(environ: Mapping[str, str]) -> Path:
@@ -256,7 +267,7 @@ def decide(config: Config, product: Product, environ: Mapping[str, str] | None =
     variable is read and no file is opened (only the log path is computed).
     """
     env = os.environ if environ is None else environ
-    log_path = config.log_path or default_log_path(product, env)
+    log_path = config.log_path or _log_path_if_known(product, env)
     configured: tuple[Endpoint, str] = (
         (config.endpoint, "config")
         if config.endpoint is not None
@@ -283,6 +294,9 @@ def decide(config: Config, product: Product, environ: Mapping[str, str] | None =
     endpoint, endpoint_source = (
         (override, f"{product.env_prefix}_ENDPOINT") if override is not None else configured
     )
+    log_limits, problems = _logsettings.read_log_limits(product.env_prefix, env)
+    for problem in problems:
+        _warn(problem, ("log limits", problem))
     return Decision(
         level=level,
         sources=(f"config: {_describe(config.usage_tracking)}", *(r.line for r in readings)),
@@ -291,6 +305,7 @@ def decide(config: Config, product: Product, environ: Mapping[str, str] | None =
         debug=debug,
         log_path=log_path,
         endpoint_source=endpoint_source,
+        log_limits=log_limits,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import functools
 import os
+import sys
 import threading
 import time
 import weakref
@@ -52,6 +53,10 @@ _open: set[UsageTracker] = set()
 _live: weakref.WeakSet[UsageTracker] = weakref.WeakSet()
 _registry_lock = threading.Lock()
 _atexit_registered = False
+#: The process in which the multiprocessing shutdown hook was registered (0: none).
+_finalizer_pid = 0
+#: Runs after the host's own ``Finalize`` callbacks of priority 0-9 and before those above.
+_FINALIZE_PRIORITY = 10
 
 
 def _new_correlator() -> str:
@@ -109,6 +114,7 @@ class UsageTracker:
                 endpoint=decision.endpoint,
                 log_path=decision.log_path,
                 preview=bool(decision.debug),
+                log_limits=decision.log_limits,
             )
             self._lock = threading.Lock()
             self._level = int(decision.level)
@@ -259,14 +265,40 @@ def _register_open(tracker: UsageTracker) -> None:
             if not _atexit_registered:
                 atexit.register(_close_at_exit)
                 _atexit_registered = True
+    if _finalizer_pid != os.getpid():
+        _register_multiprocessing_exit()
+
+
+def _register_multiprocessing_exit() -> None:
+    """In a multiprocessing child, close open runs in multiprocessing's own shutdown.
+
+    Fork and forkserver children end with ``os._exit``, so ``atexit`` never runs there; a
+    ``Finalize`` with an exit priority runs in ``multiprocessing.util._exit_function``, which
+    every start method calls when the child's work ends normally (a ``Process`` returning, a
+    pool worker leaving after ``close()``/``join()``). Nothing is imported for this: a host
+    that uses multiprocessing has already loaded it.
+    """
+    global _finalizer_pid
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is None or multiprocessing.parent_process() is None:
+        return
+    with _registry_lock:
+        if _finalizer_pid == os.getpid():
+            return
+        _finalizer_pid = os.getpid()
+    from multiprocessing import util
+
+    util.Finalize(None, _close_at_exit, exitpriority=_FINALIZE_PRIORITY)
 
 
 def _close_at_exit() -> None:
-    """Close every tracker the host left open, without starting a thread."""
+    """Close every tracker the host left open, without starting a thread; write the log out.
+
+    Bounded: at most ``DRAIN_TIMEOUT`` for delivery, then at most ``LOG_DRAIN_TIMEOUT`` for the
+    local log's last lines (a hung filesystem costs that much, never more).
+    """
     with capture_internal_exceptions():
         trackers = list(_open)
-        if not trackers:
-            return
         alive = _transport.worker_alive()
         for tracker in trackers:
             with capture_internal_exceptions():
@@ -280,7 +312,9 @@ def _close_at_exit() -> None:
                     _transport.send_inline(job)
         if alive:
             _transport.hurry()
-            _transport.flush(_transport.DRAIN_TIMEOUT)
+            if not _transport.flush(_transport.DRAIN_TIMEOUT):
+                _transport.take_over()  # the worker is stuck: settle its messages here
+        _transport.flush_log()
 
 
 def _after_fork_in_child() -> None:

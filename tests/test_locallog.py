@@ -61,6 +61,7 @@ class TestWriteAndRead:
             path,
             outcome_record(product="minflow", correlator=CORRELATOR, kind="start", outcome="sent"),
         )
+        assert writer.flush()
         assert [r["event"] for r in read_log(path)] == ["payload", "payload", "outcome"]
         assert [r["event"] for r in read_log(path, CORRELATOR)] == ["payload", "outcome"]
         assert read_log(path, CORRELATOR)[0]["payload"] == payload()["payload"]
@@ -68,19 +69,24 @@ class TestWriteAndRead:
     def test_file_is_private(self, tmp_path: Path):
         """The log file is created readable by its owner only."""
         path = tmp_path / "usage.jsonl"
-        LogWriter().write(path, payload())
+        writer = LogWriter()
+        writer.write(path, payload())
+        assert writer.flush()
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
     def test_torn_and_garbage_lines_are_skipped(self, tmp_path: Path):
         """A half-written, binary or foreign line does not stop the reader."""
         path = tmp_path / "usage.jsonl"
-        LogWriter().write(path, payload())
+        writer = LogWriter()
+        writer.write(path, payload())
+        assert writer.flush()
         with path.open("ab") as file:
             file.write(b'{"time": "2026-01-01T00:00:00.000Z", "corr\n')
             file.write(b"\xff\xfe garbage\n")
             file.write(b"[1, 2, 3]\n")
             file.write(b'{"no": "correlator"}\n')
-        LogWriter().write(path, payload(OTHER))
+        writer.write(path, payload(OTHER))
+        assert writer.flush()
         assert [r["correlator"] for r in read_log(path)] == [CORRELATOR, OTHER]
 
     def test_missing_file_reads_as_empty(self, tmp_path: Path):
@@ -94,4 +100,6 @@ class TestWriteAndRead:
         for _ in range(50):
             first.write(path, payload())
             second.write(path, payload(OTHER))
+        assert first.flush()
+        assert second.flush()
         assert len(read_log(path, CORRELATOR)) == len(read_log(path, OTHER)) == 50
