@@ -232,7 +232,12 @@ def outside_readings(
     if stop_at_zero and any(r.ceiling == Level.OFF for r in readings):
         readings.append(Reading("saved settings", None, "not read (already off)"))
     else:
-        readings.extend(read_saved(product.name, _settings.settings_path(environ)))
+        try:
+            path = _settings.settings_path(environ)
+        except (RuntimeError, KeyError, OSError):  # no HOME and no passwd entry: none saved
+            readings.append(Reading("saved settings", None, "no home directory -> none saved"))
+        else:
+            readings.extend(read_saved(product.name, path))
     debug_reading, debug = read_debug(prefix, environ)
     readings.append(debug_reading)
     return readings, endpoint, debug

@@ -425,13 +425,13 @@ def _announce(state: _State, route: Route) -> None:
     from ._locallog import logger
 
     logger.info(
-        "usage tracking for %s is on at level %d%s: messages go to %s and are logged in %s; "
+        "usage tracking for %s is on at level %d%s: messages go to %s and are logged %s; "
         "turn it off with %s=0, DO_NOT_TRACK=1 or 'telemetry-sdk disable --product %s'",
         route.product,
         route.level,
         " (preview mode: printed, not sent)" if route.preview else "",
         route.endpoint,
-        route.log_path,
+        "here only" if route.log_path is None else f"in {route.log_path}",
         route.env_var,
         route.product,
     )
