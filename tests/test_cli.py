@@ -505,6 +505,7 @@ class TestLog:
         )
         writer.write(path, outcome_record(**ids, kind="start", outcome="failed", reason="no route"))
         writer.write(path, outcome_record(**ids, kind="close", outcome="dropped", reason="full"))
+        assert writer.flush()
         lines = cli("log", "--path", str(path)).stdout.splitlines()
         assert len(lines) == 2
         assert lines[0].split(" ", 1)[1] == (
@@ -512,6 +513,31 @@ class TestLog:
             "level 1 to udp://127.0.0.1:9: 1{}"
         )
         assert lines[1].split(" ", 1)[1] == f"minflow close {ids['correlator']} dropped (full)"
+
+    def test_every_generation_is_read_oldest_first(self, tmp_path):
+        """After rotation, log --path prints the kept generations' messages in order."""
+        from telemetry_sdk._logsettings import LogLimits
+
+        path = tmp_path / "usage.jsonl"
+        writer = LogWriter()
+        limits = LogLimits(max_bytes=4096, backups=3)
+        for n in range(60):
+            ids = {"product": "minflow", "correlator": f"7c886a00-0000-4000-8000-{n:012d}"}
+            record = payload_record(
+                **ids, kind="start", level=1, destination="udp://127.0.0.1:9", payload=b"1{}"
+            )
+            writer.write(path, record, limits)
+            writer.write(path, outcome_record(**ids, kind="start", outcome="sent"), limits)
+        assert writer.flush()
+        assert (tmp_path / "usage.jsonl.3").exists()
+        lines = cli("log", "--path", str(path)).stdout.splitlines()
+        numbers = [int(line.split()[3].rsplit("-", 1)[1]) for line in lines]
+        assert numbers == list(range(numbers[0], 60))
+        assert all(" sent level 1 " in line for line in lines[1:])
+        records = [
+            json.loads(r) for r in cli("log", "--path", str(path), "--json").stdout.splitlines()
+        ]
+        assert records == read_log(path)
 
     def test_empty_log_says_so(self, tmp_path):
         """A log with no messages prints nothing on stdout and says so on stderr; exit 0."""
