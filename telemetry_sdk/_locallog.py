@@ -192,11 +192,12 @@ class LogWriter:
         if not self._ensure_thread():
             self._drain()  # no thread can start: write here, the only place left
 
-    def flush(self, timeout: float = LOG_DRAIN_TIMEOUT, *, stall: float | None = None) -> bool:
+    def flush(self, timeout: float = LOG_DRAIN_TIMEOUT, *, stall: float | None = LOG_STALL) -> bool:
         """Wait at most ``timeout`` seconds for the lines queued so far; True if written.
 
-        With ``stall``, stop waiting as soon as one file operation has taken that long (a hung
-        filesystem): the lines are still written if it recovers, but nobody waits for it.
+        Stop waiting as soon as one file operation has taken ``stall`` seconds (a hung
+        filesystem; None: never): the lines are still written if it recovers, but nobody
+        waits for it.
         """
         thread = self._thread
         if thread is None or not thread.is_alive():
@@ -205,11 +206,12 @@ class LogWriter:
         marker = _Marker()
         self._queue.put(marker)
         deadline = time.monotonic() + max(0.0, timeout)
-        while not marker.event.wait(min(0.01, max(0.0, deadline - time.monotonic()))):
+        while not marker.event.is_set():
             now = time.monotonic()
             busy = self._busy_since
             if now >= deadline or (stall is not None and busy >= 0 and now - busy > stall):
                 return False
+            marker.event.wait(min(0.01, deadline - now))
         return True
 
     def _ensure_thread(self) -> bool:

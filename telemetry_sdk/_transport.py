@@ -253,9 +253,7 @@ def _flush_log(state: _State, deadline: float) -> bool:
     log = state._log
     if log is None:
         return True
-    from ._locallog import LOG_STALL
-
-    return log.flush(max(0.0, deadline - time.monotonic()), stall=LOG_STALL)
+    return log.flush(max(0.0, deadline - time.monotonic()))
 
 
 def hurry(route: Route | None = None) -> None:
@@ -323,7 +321,8 @@ def take_over() -> None:
 
 
 def flush_log() -> bool:
-    """Wait a bounded time (``_locallog.LOG_DRAIN_TIMEOUT``) for the log's queued lines."""
+    """Wait for the log's queued lines: at most ``_locallog.LOG_DRAIN_TIMEOUT``, and not at
+    all once a file operation has stalled for ``_locallog.LOG_STALL``."""
     log = _state._log
     return True if log is None else log.flush()
 
