@@ -128,32 +128,43 @@ class LogFile:
         return os.fstat(self._fd).st_size
 
     def _rotate(self) -> None:
-        """Shift the generations up by one (the lock is held); the next write begins a file."""
+        """Shift the generations up by one (the lock is held); the next write begins a file.
+
+        Only the generations that exist are touched, newest last; any beyond ``backups``
+        (the oldest, or left by a larger setting) are removed.
+        """
         name = self.path.name
         backups = self.limits.backups
+        for n, older in sorted(_numbered(self.path), reverse=True):
+            if n >= backups:
+                os.unlink(older)
+            else:
+                os.rename(older, self.path.with_name(f"{name}.{n + 1}"))
         if backups == 0:
             os.unlink(self.path)
         else:
-            for n in range(backups - 1, 0, -1):
-                older = self.path.with_name(f"{name}.{n}")
-                with contextlib.suppress(FileNotFoundError):
-                    os.rename(older, self.path.with_name(f"{name}.{n + 1}"))
             os.rename(self.path, self.path.with_name(f"{name}.1"))
         os.close(self._fd)
         self._fd = -1
 
 
-def generations(path: Path) -> Iterator[Path]:
-    """``path``'s generations that exist, oldest first: ``path.N``, ..., ``path.1``, ``path``."""
+def _numbered(path: Path) -> list[tuple[int, Path]]:
+    """The previous generations of ``path`` that exist: ``(n, path.n)``, in no order."""
     pattern = re.compile(re.escape(path.name) + r"\.([1-9][0-9]*)")
-    numbered: list[tuple[int, Path]] = []
+    found: list[tuple[int, Path]] = []
     try:
         for entry in os.scandir(path.parent):
-            found = pattern.fullmatch(entry.name)
-            if found is not None:
-                numbered.append((int(found.group(1)), path.with_name(entry.name)))
+            match = pattern.fullmatch(entry.name)
+            if match is not None:
+                found.append((int(match.group(1)), path.with_name(entry.name)))
     except (FileNotFoundError, NotADirectoryError):
-        return
-    for _, older in sorted(numbered, reverse=True):
+        pass
+    return found
+
+
+def generations(path: Path) -> Iterator[Path]:
+    """``path``'s generations, oldest first: those of ``path.N``, ..., ``path.1`` that exist,
+    then ``path``."""
+    for _, older in sorted(_numbered(path), reverse=True):
         yield older
     yield path

@@ -321,10 +321,13 @@ def take_over() -> None:
 
 
 def flush_log() -> bool:
-    """Wait for the log's queued lines: at most ``_locallog.LOG_DRAIN_TIMEOUT``, and not at
-    all once a file operation has stalled for ``_locallog.LOG_STALL``."""
+    """At exit: wait at most ``_locallog.LOG_DRAIN_TIMEOUT`` for the log's queued lines.
+
+    No early stop here: with many processes sharing one log, waiting for its lock is slow,
+    not stuck, and these are the process's last lines.
+    """
     log = _state._log
-    return True if log is None else log.flush()
+    return True if log is None else log.flush(stall=None)
 
 
 def _settle(state: _State, job: Job) -> bool:
