@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import _consent, _settings
+from . import _consent, _logsettings, _settings
 from ._config import Endpoint, Level, Product
 from ._errors import ConfigurationError
 
@@ -102,7 +102,13 @@ def _log_line(path: Path) -> str:
 
 
 def _product_variables(environ: Mapping[str, str]) -> list[str]:
-    suffixes = ("_USAGE_TRACKING", "_USAGE_TRACKING_ENDPOINT", "_USAGE_TRACKING_DEBUG")
+    suffixes = (
+        "_USAGE_TRACKING",
+        "_USAGE_TRACKING_ENDPOINT",
+        "_USAGE_TRACKING_DEBUG",
+        "_USAGE_TRACKING_LOG_MAX_BYTES",
+        "_USAGE_TRACKING_LOG_BACKUPS",
+    )
     return sorted(f"{k}={v!r}" for k, v in environ.items() if k.endswith(suffixes))
 
 
@@ -151,6 +157,14 @@ def _status(args: argparse.Namespace) -> int:
         _log_line(_consent.default_log_path(product, env))
         + "; an application may choose another with Config.log_path"
     )
+    limits, problems = _logsettings.read_log_limits(product.env_prefix, env)
+    _out(
+        f"log rotation: at {limits.max_bytes:,} bytes, keeping {limits.backups} previous "
+        f"generation{'s' if limits.backups != 1 else ''} (at most {limits.total_bytes:,} bytes); "
+        f"set {product.env_prefix}_LOG_MAX_BYTES and _LOG_BACKUPS to change it"
+    )
+    for problem in problems:
+        _out(f"  {problem}")
     _out(_settings_file_line(path))
     _out(_HOW_IT_WORKS)
     return 0

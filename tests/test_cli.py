@@ -201,6 +201,22 @@ class TestHelpAndUsage:
 
 
 class TestStatus:
+    def test_log_rotation_limits_and_bad_values(self):
+        """status --product shows the log's rotation size and generations, and a bad value."""
+        done = cli(
+            "status",
+            "--product",
+            "minflow",
+            MINFLOW_USAGE_TRACKING_LOG_MAX_BYTES="65536",
+            MINFLOW_USAGE_TRACKING_LOG_BACKUPS="many",
+        )
+        assert done.returncode == 0
+        assert (
+            "log rotation: at 65,536 bytes, keeping 5 previous generations "
+            "(at most 393,216 bytes)" in done.stdout
+        )
+        assert "MINFLOW_USAGE_TRACKING_LOG_BACKUPS='many' is not an integer 0-1000" in done.stdout
+
     def test_nothing_set(self):
         """With nothing set, status says the application's configuration decides."""
         done = cli("status", "--product", "minflow")
