@@ -2,18 +2,18 @@
 
 Each message produces two lines in the log file, so the file is evidence, not intent:
 
-1. before the send attempt, a **payload** line holding the exact datagram text::
+1. queued before the send attempt, a **payload** line holding the exact datagram text::
 
        {"time": "2026-11-22T01:30:00.123Z", "product": "minflow",
         "correlator": "7c886a00-...", "kind": "start", "event": "payload", "level": 3,
         "destination": "udp://tracking.example.org:50077", "payload": "1{\\"correlator\\": ...}"}
 
-2. after it, an **outcome** line with the same ``correlator`` and ``kind``::
+2. queued after it, an **outcome** line with the same ``correlator`` and ``kind``::
 
        {"time": "...", "product": "minflow", "correlator": "7c886a00-...", "kind": "start",
         "event": "outcome", "outcome": "sent", "bytes": 215}
 
-Fields (this format is stable; ``telemetry-sdk log`` reads it through :func:`read_log`):
+Fields (this format is stable; ``telemetry-sdk log`` reads it through :func:`iter_log`):
 
 - ``time``: ISO-8601 UTC with milliseconds and a ``Z`` suffix.
 - ``product``: the product name; ``correlator``: the run's UUID.
@@ -26,9 +26,14 @@ Fields (this format is stable; ``telemetry-sdk log`` reads it through :func:`rea
   mode: printed, not sent); ``bytes`` is the datagram size when there was one; ``reason``
   is present when the outcome is not ``"sent"``.
 
-The file is appended to with one ``write`` per line (``O_APPEND``, mode ``0o600``), so
-lines from several processes do not interleave. A torn or foreign line is skipped by
-:func:`read_log`. Every line is also emitted on the ``telemetry_sdk`` logger at INFO.
+Every line is emitted on the ``telemetry_sdk`` logger at INFO at once, by the thread that
+handles the message. The file is written by one daemon **log-writer thread** per process, in
+queue order (so a payload line always precedes its outcome line), in batches of whole lines
+(see ``_logfile`` for regular-files-only, the lock, rotation and torn lines). Sending and
+``close()`` never wait on a stalled file operation; the exit hook waits at most
+:data:`LOG_DRAIN_TIMEOUT` for the last lines. A failed path is tried again after
+:data:`RETRY_INTERVAL`. :func:`iter_log` streams every generation, oldest first, skipping
+torn and foreign lines.
 """
 
 from __future__ import annotations
