@@ -56,6 +56,7 @@ from ._logsettings import LogLimits
 __all__ = [
     "LOG_DRAIN_TIMEOUT",
     "LOG_STALL",
+    "MAX_PENDING",
     "RETRY_INTERVAL",
     "LogWriter",
     "iter_log",
@@ -122,6 +123,8 @@ RETRY_INTERVAL = 30.0
 LOG_DRAIN_TIMEOUT = 0.5
 #: ``close()`` stops waiting for the log once one file operation has taken this long, in seconds.
 LOG_STALL = 0.1
+#: Lines waiting for the file beyond this many (the file system is stuck) go to the logger only.
+MAX_PENDING = 4096
 #: Records gathered into one ``write`` at most (each batch is also kept under ``max_bytes``).
 _BATCH = 64
 
@@ -163,6 +166,7 @@ class LogWriter:
         self._lock = threading.Lock()
         self._targets: dict[Path, _Target] = {}
         self._no_path_warned = False
+        self._behind_warned = False
         #: ``time.monotonic()`` when the current file operation began; -1 when idle.
         self._busy_since = -1.0
 
@@ -190,6 +194,16 @@ class LogWriter:
                     "no usage log file: no home directory could be found (HOME is unset and "
                     "this user id has no passwd entry); messages are still sent and logged "
                     "here. Set XDG_STATE_HOME or HOME, or Config(log_path=...), to keep a log."
+                )
+            return
+        if self._queue.qsize() >= MAX_PENDING:
+            if not self._behind_warned:
+                self._behind_warned = True
+                logger.warning(
+                    "the usage log %s is not being written (%d lines wait for the file "
+                    "system); further lines are only logged here until it catches up",
+                    path,
+                    MAX_PENDING,
                 )
             return
         line = json.dumps(record, ensure_ascii=False, separators=(", ", ": "))

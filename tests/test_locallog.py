@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -417,3 +418,33 @@ class TestManyProcessesRotating:
         logged = sorted(r["payload"].encode() for r in lines if r["event"] == "payload")
         assert logged == sorted(datagrams)
         assert {r["outcome"] for r in lines if r["event"] == "outcome"} == {"sent"}
+
+
+class TestStuckFileSystem:
+    def test_lines_waiting_for_a_stuck_write_are_bounded(self, tmp_path: Path, monkeypatch, caplog):
+        """While a write hangs, at most MAX_PENDING lines wait in memory; the rest go to the
+        logger only, with one warning, and the waiting ones are written once it answers."""
+        from telemetry_sdk import _locallog, _logfile
+
+        monkeypatch.setattr(_locallog, "MAX_PENDING", 20)
+        release = threading.Event()
+        real_append = _logfile.LogFile.append
+
+        def hung_append(self, data):
+            release.wait(30)
+            real_append(self, data)
+
+        monkeypatch.setattr(_logfile.LogFile, "append", hung_append)
+        path = tmp_path / "usage.jsonl"
+        writer = LogWriter()
+        try:
+            writer.write(path, payload())
+            assert not writer.flush(0.2, stall=None)  # stuck in the first write
+            for record in records(100):
+                writer.write(path, record)
+            behind = [r for r in caplog.records if "is not being written" in r.getMessage()]
+            assert len(behind) == 1
+        finally:
+            release.set()
+        assert writer.flush(5.0, stall=None)
+        assert 20 <= len(read_log(path)) <= 22

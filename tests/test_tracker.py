@@ -588,7 +588,7 @@ def leave_a_run_open(endpoint, log):
         product = Product(name="minflow", version="1.4.0", endpoint=endpoint)
         _run = UsageTracker(Config(usage_tracking=3, log_path=log), product)
         _run.start()
-        print(_run.correlator, flush=True)
+        os.write(1, f"{_run.correlator}\\n".encode())  # one write: workers share stdout
     _run.record_app()
     return os.getpid()
 

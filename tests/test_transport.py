@@ -428,5 +428,5 @@ class TestLogNeverBlocks:
             assert not log.exists() or read_log(log) == []
         finally:
             release.set()
-        assert _transport.flush(5.0)
+        assert _transport._state.log.flush(5.0, stall=None)
         assert [r["event"] for r in read_log(log)].count("outcome") == 10
