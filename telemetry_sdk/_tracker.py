@@ -1,8 +1,11 @@
 """``UsageTracker``: the lifecycle of one run (start, apps, close) and the exit hook.
 
 The calling thread never does more than take a time stamp, bump a counter or queue a job;
-building, logging and sending happen on the worker (see ``_transport``). When the effective
-level is 0 nothing is built: no route, no lock, no thread, no socket, no file, no log line.
+building, logging and sending happen on the worker (see ``_transport``). Runs left open are
+closed by an ``atexit`` hook and, in ``multiprocessing`` children (which end with
+``os._exit``), by a ``multiprocessing.util.Finalize`` that runs in the child's own shutdown.
+When the effective level is 0 nothing is built: no route, no lock, no thread, no socket, no
+file, no log line.
 """
 
 from __future__ import annotations

@@ -2,13 +2,18 @@
 hard deadline, and a direct path for interpreter exit.
 
 The calling thread only builds a :class:`Job` and puts it on the queue (:func:`submit`).
-The worker builds the message (the component walk), encodes it, writes the payload line of
-the local log, resolves the destination once (in a short-lived daemon thread, waited for at
-most :data:`RESOLVE_TIMEOUT`), sends the datagram from a non-blocking UDP socket and writes
-the outcome line. Socket errors are outcomes, never exceptions.
+The worker builds the message (the component walk), encodes it, hands the payload line to the
+local log (whose own thread writes the file, see ``_locallog``), resolves the destination once
+(in a short-lived daemon thread, waited for at most :data:`RESOLVE_TIMEOUT`), sends the
+datagram from a non-blocking UDP socket and hands over the outcome line. Socket errors are
+outcomes, never exceptions.
 
 At exit no thread may be started (Python 3.12 forbids it), so :func:`send_inline` does the
-same work on the calling thread with the address already known, and never resolves.
+same work on the calling thread with the address already known, and never resolves. If the
+worker itself is stuck at exit (a look-up it had to run on its own thread because no resolver
+thread could start), :func:`take_over` gives its current message a ``failed`` outcome and
+handles the queued ones on the exiting thread; :func:`_settle` makes sure each message gets
+exactly one outcome, whoever decides it.
 
 After ``os.fork()`` the child gets a fresh queue, fresh locks and no worker; the parent's
 queued jobs are not sent twice.

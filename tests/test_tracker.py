@@ -601,6 +601,10 @@ if __name__ == "__main__":
         pool.starmap(leave_a_run_open, [(endpoint, log)] * 12, chunksize=1)
         pool.close()
         pool.join()
+    elif shape == "executor":
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(3, mp_context=context) as executor:
+            list(executor.map(leave_a_run_open, [endpoint] * 12, [log] * 12))
     else:
         workers = [context.Process(target=leave_a_run_open, args=(endpoint, log)) for _ in range(3)]
         for worker in workers:
@@ -612,13 +616,14 @@ if __name__ == "__main__":
 
 @pytest.mark.slow
 class TestMultiprocessing:
-    @pytest.mark.parametrize("shape", ["pool", "process"])
+    @pytest.mark.parametrize("shape", ["pool", "executor", "process"])
     @pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
     def test_runs_left_open_in_workers_send_their_close(
         self, listener, log, tmp_path, method, shape
     ):
-        """A run left open in a worker sends its close when the worker ends normally:
-        a pool's close()/join() or a Process returning, under every start method."""
+        """A run left open in a worker sends its close when the worker ends normally: a pool's
+        close()/join(), a ProcessPoolExecutor's shutdown or a Process returning, under every
+        start method."""
         script = tmp_path / "host.py"
         script.write_text(MULTIPROCESSING_HOST)
         env = {k: v for k, v in os.environ.items() if "_USAGE_TRACKING" not in k}
