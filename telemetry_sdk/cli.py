@@ -437,6 +437,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code if isinstance(code, int) else (0 if code is None else 1)
     except KeyboardInterrupt:
         return 130
+    except RuntimeError as exc:
+        if "home directory" not in str(exc):
+            raise
+        # HOME is unset and this user id has no passwd entry (pathlib's Path.home()).
+        _err(
+            "cannot find a home directory (HOME is unset and this user id has no passwd "
+            "entry); set HOME, or XDG_CONFIG_HOME and XDG_STATE_HOME, or use --path for log"
+        )
+        return 1
     except BrokenPipeError:
         # The reader went away (``telemetry-sdk log | head``); stop quietly.
         devnull = os.open(os.devnull, os.O_WRONLY)

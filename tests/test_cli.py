@@ -567,3 +567,35 @@ class TestLog:
         done = cli("log", "--path", str(tmp_path))
         assert_one_line_error(done, 1)
         assert "cannot read the log" in done.stderr
+
+
+#: The command run with HOME unset as a user id without a passwd entry.
+NO_HOME_CLI = """
+import os, sys
+import telemetry_sdk.cli, telemetry_sdk._consent, telemetry_sdk._settings
+import telemetry_sdk._locallog, telemetry_sdk._logfile, telemetry_sdk._logsettings
+import argparse, gettext, heapq, json, locale, pwd, shutil
+telemetry_sdk.cli.build_parser().format_help()  # loads what argparse loads lazily
+for name in ("HOME", "XDG_STATE_HOME", "XDG_CONFIG_HOME"):
+    os.environ.pop(name, None)
+os.setgid(54321)
+os.setuid(54321)
+sys.exit(telemetry_sdk.cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing to an unknown uid needs root")
+class TestUnknownHome:
+    @pytest.mark.parametrize("args", [["status"], ["status", "--product", "minflow"], ["log"]])
+    def test_no_home_is_one_clear_line_and_exit_1(self, args):
+        """With no HOME and no passwd entry the command says what to set, without a traceback."""
+        done = subprocess.run(
+            [sys.executable, "-c", NO_HOME_CLI, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+            check=False,
+        )
+        assert_one_line_error(done, 1)
+        assert "set HOME" in done.stderr
