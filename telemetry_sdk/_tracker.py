@@ -56,7 +56,8 @@ _open: set[UsageTracker] = set()
 _live: weakref.WeakSet[UsageTracker] = weakref.WeakSet()
 _registry_lock = threading.Lock()
 _atexit_registered = False
-#: The process in which the multiprocessing shutdown hook was registered (0: none).
+#: The process that checked whether it is a multiprocessing child (and then registered the
+#: shutdown hook); 0: none yet. A forked child checks again.
 _finalizer_pid = 0
 #: Runs after the host's own ``Finalize`` callbacks of priority 0-9 and before those above.
 _FINALIZE_PRIORITY = 10
@@ -282,13 +283,13 @@ def _register_multiprocessing_exit() -> None:
     that uses multiprocessing has already loaded it.
     """
     global _finalizer_pid
-    multiprocessing = sys.modules.get("multiprocessing")
-    if multiprocessing is None or multiprocessing.parent_process() is None:
-        return
     with _registry_lock:
         if _finalizer_pid == os.getpid():
             return
-        _finalizer_pid = os.getpid()
+        _finalizer_pid = os.getpid()  # checked once per process
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is None or multiprocessing.parent_process() is None:
+        return
     from multiprocessing import util
 
     util.Finalize(None, _close_at_exit, exitpriority=_FINALIZE_PRIORITY)
