@@ -7,7 +7,6 @@ level is 0 nothing is built: no route, no lock, no thread, no socket, no file, n
 
 from __future__ import annotations
 
-import atexit
 import functools
 import os
 import threading
@@ -55,9 +54,12 @@ _atexit_registered = False
 
 
 def _new_correlator() -> str:
-    import uuid
-
-    return str(uuid.uuid4())
+    """A random (version 4) UUID string, made without importing ``uuid``."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @define(eq=False)
@@ -255,6 +257,8 @@ def _register_open(tracker: UsageTracker) -> None:
     global _atexit_registered
     _open.add(tracker)
     if not _atexit_registered:
+        import atexit  # here, not at the top: ``import telemetry_sdk`` adds no stdlib module
+
         with _registry_lock:
             if not _atexit_registered:
                 atexit.register(_close_at_exit)
