@@ -74,10 +74,11 @@ def cpu_bucket(count: int | None) -> str:
 def _usable_cpus() -> int | None:
     """CPUs this process may run on (its affinity mask where the platform has one)."""
     counter: Callable[[], int | None] | None = getattr(os, "process_cpu_count", None)
-    if counter is not None:  # Python 3.13+
-        return counter()
+    count = counter() if counter is not None else None  # Python 3.13+
+    if count:
+        return count
     try:
-        return len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0)) or os.cpu_count()
     except (AttributeError, OSError):
         return os.cpu_count()
 

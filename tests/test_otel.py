@@ -319,6 +319,16 @@ with warnings.catch_warnings(record=True) as caught:
 print(json.dumps([str(w.message) for w in caught]))
 """
 
+EXIT_SCRIPT = """
+from telemetry_sdk import Config, Product, UsageTracker
+product = Product(name="minflow", version="1.4.0", endpoint="udp://127.0.0.1:9")
+tracker = UsageTracker(Config(usage_tracking=3), product)
+tracker.start()
+tracker.record_app()
+print(tracker.correlator)
+# no close(): the exit hook ends the run and its span
+"""
+
 IMPORT_SCRIPT = """
 import json, sys
 import telemetry_sdk
@@ -362,6 +372,14 @@ class TestProcesses:
         assert "telemetry-sdk[otel]" in message
         log = (tmp_path / "state" / "minflow" / "usage.jsonl").read_text().splitlines()
         assert len(log) == 8  # two runs: start and close, each a payload and an outcome line
+
+    def test_the_exit_hook_ends_the_span_of_a_run_never_closed(self, tmp_path):
+        """A script that never calls close() still writes its span, with the app counts."""
+        correlator = self.python(EXIT_SCRIPT, tmp_path, **{VARIABLE: "file"}).strip()
+        path = tmp_path / "state" / "minflow" / "spans.jsonl"
+        (line,) = [json.loads(text) for text in path.read_text().splitlines()]
+        assert line["attributes"]["usage.correlator"] == correlator
+        assert line["attributes"]["usage.app_count"] == 1
 
     def test_import_never_imports_opentelemetry(self, tmp_path):
         """Without the variable, importing and tracking load no opentelemetry module."""
