@@ -223,8 +223,27 @@ class RunSpan:
         if span is not None:
             span.add_event("usage.heartbeat", attributes, timestamp=int(wall * 1e9))
 
-    def finish(self, wall: float, attributes: Mapping[str, AttributeValue]) -> None:
-        """``close()`` or the exit hook: end the span now, or as soon as the worker made it."""
+    def finish(
+        self,
+        wall: float,
+        *,
+        execution_time: float | None = None,
+        app_count: int | None = None,
+        app_fails: int | None = None,
+    ) -> None:
+        """``close()`` or the exit hook: end the span now, or as soon as the worker made it.
+
+        At level 3 the close message's fields are given and become attributes too.
+        """
+        attributes: dict[str, AttributeValue] = {}
+        if execution_time is not None and app_count is not None and app_fails is not None:
+            attributes = {
+                "usage.app_count": app_count,
+                "usage.app_fails": app_fails,
+                # Rounded as ``_collect.build_close`` rounds it for the close message.
+                "usage.execution_time": round(max(0.0, execution_time), 3),
+                "usage.end": int(wall),
+            }
         end = _End(int(wall * 1e9), attributes)
         with self._lock:
             if self._end is not None:

@@ -283,15 +283,10 @@ def _end_span(
 ) -> None:
     """End the run's span; at level 3 with the close message's counts and times."""
     with capture_internal_exceptions():
-        counts: dict[str, int | float] = {}
         if level == Level.EXECUTION:
-            counts = {
-                "usage.app_count": apps,
-                "usage.app_fails": fails,
-                "usage.execution_time": round(max(0.0, execution_time), 3),
-                "usage.end": int(end),
-            }
-        span.finish(end, counts)
+            span.finish(end, execution_time=execution_time, app_count=apps, app_fails=fails)
+        else:
+            span.finish(end)
 
 
 def _register_open(tracker: UsageTracker) -> None:

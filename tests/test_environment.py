@@ -291,3 +291,25 @@ class TestInMessages:
                 pass
             message = decode(listener.wait_for(1)[0])
         assert message.components is None
+
+
+class TestMinflow:
+    def test_minflow_reports_its_environment(self, tmp_path, monkeypatch):
+        """The example host lists telemetry_sdk.Environment with the facts of this process."""
+        import sys
+
+        monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "examples"))
+        import minflow
+
+        try:
+            with capture_datagrams() as listener:
+                config = minflow.Config(usage_tracking=2, usage_endpoint=listener.endpoint)
+                with minflow.DataFlowKernel(config) as dfk:
+                    dfk.submit(pow, 2, 3).result()
+                message = decode(listener.wait_for(1)[0])
+        finally:
+            for name in [m for m in sys.modules if m.split(".")[0] == "minflow"]:
+                del sys.modules[name]
+        assert message.components is not None
+        found = [c for c in message.components if c.name == "telemetry_sdk.Environment"]
+        assert [c.info for c in found] == [Environment().usage_information()]
