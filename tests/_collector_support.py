@@ -105,7 +105,11 @@ class CollectorProcess:
         ]  # fmt: skip
         with open(self.log_file, "wb") as log:
             self.process = subprocess.Popen(command, stderr=log, stdout=log)
-        wait_for(self._ready, READY_TIMEOUT, "the collector's ready file")
+        try:
+            wait_for(self._ready, READY_TIMEOUT, "the collector's ready file")
+        except BaseException:
+            self.kill()  # and close the socket: nothing is left open by a failed start
+            raise
         info = json.loads(self.ready_file.read_text())
         self.udp = (info["udp"][0], info["udp"][1])
         self.http = (info["http"][0], info["http"][1])
