@@ -14,12 +14,13 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ._ingest import Record, parse, record_from_message
 from ._metrics import Metrics
-from ._service import Collector, CollectorSettings
+from ._service import Collector, CollectorSettings, ListenError
 from ._store import SQLiteStore, Store, WriteResult
 
 __all__ = [
     "Collector",
     "CollectorSettings",
+    "ListenError",
     "Metrics",
     "Record",
     "SQLiteStore",
