@@ -152,7 +152,8 @@ class CollectorProcess:
         return samples
 
     def wait_processed(self, received: int, timeout: float = 15.0) -> dict[str, float]:
-        """Wait until ``received`` datagrams were received, decoded and written."""
+        """Wait until ``received`` datagrams were received, decoded and written (or dropped
+        because their run was deleted)."""
 
         def done() -> dict[str, float] | None:
             m = self.metrics()
@@ -163,6 +164,7 @@ class CollectorProcess:
                 m["telemetry_collector_received_total"] >= received
                 and handled >= received
                 and m["telemetry_collector_written_total"]
+                + m.get("telemetry_collector_deleted_run_dropped_total", 0)
                 == m["telemetry_collector_accepted_total"]
             )
             return m if ok else None

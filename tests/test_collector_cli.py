@@ -13,7 +13,7 @@ from pathlib import Path
 
 import attrs
 import pytest
-from _collector_support import CollectorProcess
+from _collector_support import CollectorProcess, datagram, start_message
 
 from telemetry_sdk import ConfigurationError, cli
 from telemetry_sdk.collector import CollectorSettings
@@ -279,3 +279,32 @@ class TestAddressInUse:
                 "--udp", f"[::1]:{port}", "--http", "off", "--db", str(tmp_path / "x.db")
             )
         assert_refused(done, 1, f"[::1]:{port}", "already in use")
+
+
+@pytest.mark.slow
+class TestDeletedRuns:
+    def test_replayed_datagrams_of_a_deleted_run_have_their_own_counter(
+        self, tmp_path: Path
+    ) -> None:
+        """After `collector delete`, replays of that run are counted as dropped, not written."""
+        collector = CollectorProcess(tmp_path).start()
+        try:
+            message = start_message(project_name="forget-me")
+            collector.send(datagram(message))
+            collector.wait_processed(1)
+            done = subprocess.run(
+                [sys.executable, "-m", "telemetry_sdk", "collector", "delete",
+                 "--db", str(collector.db), message.correlator],
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            collector.send(datagram(message), datagram(message), datagram(start_message()))
+            metrics = collector.wait_processed(4)
+            assert metrics["telemetry_collector_accepted_total"] == 4
+            assert metrics["telemetry_collector_deleted_run_dropped_total"] == 2
+            assert metrics["telemetry_collector_written_total"] == 2
+            assert collector.get(f"/api/runs/{message.correlator}").status == 404
+        finally:
+            assert collector.stop() == 0
+        assert "deleted_run=2" in collector.log()
+        assert "lost=0" in collector.log()

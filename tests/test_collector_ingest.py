@@ -266,7 +266,7 @@ class TestEmbedded:
                 time.sleep(0.01)
         assert collector.metrics.summary() == {
             "received": 301, "accepted": 300, "written": 300, "rejected": 1,
-            "rate_limited": 0, "queue_dropped": 0, "lost": 0,
+            "rate_limited": 0, "queue_dropped": 0, "lost": 0, "deleted_run": 0,
         }  # fmt: skip
         store = SQLiteStore.open(tmp_path / "e.db", readonly=True)
         try:
