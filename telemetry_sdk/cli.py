@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 from . import _consent, _settings
 from ._config import Endpoint, Level, Product
-from ._errors import ConfigurationError
+from ._errors import SERVER_EXTRA_HINT, ConfigurationError
 
 __all__ = ["build_parser", "main"]
 
@@ -323,7 +323,6 @@ COLLECTOR_COMMANDS = {
     "collector": "run the collector that receives, stores and shows usage (needs the server extra)",
     "demo": "run the example workflow against an embedded collector (needs the server extra)",
 }
-_SERVER_EXTRA_HINT = "the collector needs the server extra: pip install 'telemetry-sdk[server]'"
 
 
 def _run_collector_command(args: argparse.Namespace) -> int:
@@ -336,7 +335,7 @@ def _run_collector_command(args: argparse.Namespace) -> int:
             f"{__package__}."
         ):
             raise
-        _err(_SERVER_EXTRA_HINT)
+        _err(SERVER_EXTRA_HINT)
         return 1
     return collector_main([args.collector_command, *args.arguments])
 
