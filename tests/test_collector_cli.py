@@ -130,6 +130,8 @@ class TestOptionsFromSettings:
             {"burst": 0},
             {"udp": ("127.0.0.1", 65536)},
             {"http": ("", 80)},
+            {"udp": None},
+            {"udp": ("127.0.0.1", "50077")},
             {"admin_token": "short"},
             {"admin_token": "has spaces in the middle"},
         ):

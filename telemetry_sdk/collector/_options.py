@@ -21,6 +21,7 @@ __all__ = [
     "Option",
     "check_address",
     "check_non_negative",
+    "check_optional_address",
     "check_positive",
     "option",
     "parse_address",
@@ -96,9 +97,7 @@ def show_address(address: tuple[str, int] | None) -> str:
 
 
 def check_address(_: object, attribute: Attribute[Any], value: object) -> None:
-    """attrs validator: ``None`` or a ``(host, port)`` pair with a port in 0-65535."""
-    if value is None:
-        return
+    """attrs validator: a ``(host, port)`` pair with a port in 0-65535."""
     if (
         not isinstance(value, tuple)
         or len(value) != 2
@@ -112,6 +111,12 @@ def check_address(_: object, attribute: Attribute[Any], value: object) -> None:
             f"(0 picks a free port), got {value!r}"
         )
         raise ConfigurationError(msg)
+
+
+def check_optional_address(instance: object, attribute: Attribute[Any], value: object) -> None:
+    """attrs validator: ``None`` (no listener) or what ``check_address`` accepts."""
+    if value is not None:
+        check_address(instance, attribute, value)
 
 
 # -- numbers -----------------------------------------------------------------------------------

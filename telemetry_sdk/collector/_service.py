@@ -19,6 +19,7 @@ from ._metrics import Metrics
 from ._options import (
     check_address,
     check_non_negative,
+    check_optional_address,
     check_positive,
     option,
     parse_address,
@@ -97,7 +98,7 @@ class CollectorSettings:
     #: ``None`` runs without HTTP.
     http: tuple[str, int] | None = field(
         default=("127.0.0.1", 8000),
-        validator=check_address,
+        validator=check_optional_address,
         metadata=option(
             help="where to serve the API, the dashboard and the metrics; 'off' disables HTTP",
             parse=parse_address_or_off,
