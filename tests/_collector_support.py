@@ -105,7 +105,11 @@ class CollectorProcess:
         ]  # fmt: skip
         with open(self.log_file, "wb") as log:
             self.process = subprocess.Popen(command, stderr=log, stdout=log)
-        wait_for(self._ready, READY_TIMEOUT, "the collector's ready file")
+        try:
+            wait_for(self._ready, READY_TIMEOUT, "the collector's ready file")
+        except BaseException:
+            self.kill()  # and close the socket: nothing is left open by a failed start
+            raise
         info = json.loads(self.ready_file.read_text())
         self.udp = (info["udp"][0], info["udp"][1])
         self.http = (info["http"][0], info["http"][1])
@@ -148,7 +152,8 @@ class CollectorProcess:
         return samples
 
     def wait_processed(self, received: int, timeout: float = 15.0) -> dict[str, float]:
-        """Wait until ``received`` datagrams were received, decoded and written."""
+        """Wait until ``received`` datagrams were received, decoded and written (or dropped
+        because their run was deleted)."""
 
         def done() -> dict[str, float] | None:
             m = self.metrics()
@@ -159,6 +164,7 @@ class CollectorProcess:
                 m["telemetry_collector_received_total"] >= received
                 and handled >= received
                 and m["telemetry_collector_written_total"]
+                + m.get("telemetry_collector_deleted_run_dropped_total", 0)
                 == m["telemetry_collector_accepted_total"]
             )
             return m if ok else None

@@ -19,8 +19,8 @@ _LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 REASONS = ("size", "protocol", "encoding", "json", "schema", "unknown_field")
 
 # Slots of ``IngestStats.values``.
-_BATCHES, _WRITTEN, _ERRORS, _LOST, _LATENCY_SUM, _ACCEPTED = range(6)
-_REJECTED = 6
+_BATCHES, _WRITTEN, _ERRORS, _LOST, _LATENCY_SUM, _ACCEPTED, _DELETED_RUN = range(7)
+_REJECTED = 7
 _BUCKETS = _REJECTED + len(REASONS)
 INGEST_SLOTS = _BUCKETS + len(_LATENCY_BUCKETS) + 1
 
@@ -51,6 +51,10 @@ class IngestStats:
         values[_WRITTEN] += messages
         values[_BATCHES] += 1
 
+    def drop_deleted(self, messages: int) -> None:
+        """Count valid messages dropped because their run was deleted."""
+        self.values[_DELETED_RUN] += messages
+
     def fail(self, messages: int) -> None:
         """Count one batch of ``messages`` that could not be written."""
         self.values[_ERRORS] += 1
@@ -68,6 +72,11 @@ class IngestStats:
     def rejected(self) -> dict[str, int]:
         """Rejected datagrams by reason."""
         return {r: self._int(_REJECTED + i) for i, r in enumerate(REASONS)}
+
+    @property
+    def deleted_run(self) -> int:
+        """Valid messages dropped because their run was deleted."""
+        return self._int(_DELETED_RUN)
 
     @property
     def write_batches(self) -> int:
@@ -139,6 +148,7 @@ class Metrics:
             "rate_limited": self.rate_limited,
             "queue_dropped": self.queue_dropped,
             "lost": ingest.lost,
+            "deleted_run": ingest.deleted_run,
         }
 
     def render(self) -> str:
@@ -177,6 +187,12 @@ class Metrics:
         batches = sum(counts)
         metric("write_batches_total", "counter", "Batches committed.", [("", batches)])
         metric("written_total", "counter", "Messages committed.", [("", ingest.written)])
+        metric(
+            "deleted_run_dropped_total",
+            "counter",
+            "Valid messages dropped because their run was deleted.",
+            [("", ingest.deleted_run)],
+        )
         metric(
             "write_errors_total",
             "counter",

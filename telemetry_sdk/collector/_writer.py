@@ -59,22 +59,24 @@ def write_with_retries(store: Store, stats: IngestStats, batch: list[Record]) ->
     for attempt in range(_RETRIES):
         started = time.perf_counter()
         try:
-            store.write_batch(batch)
+            result = store.write_batch(batch)
         except Exception:
             logger.warning("writing %d messages failed; retrying", len(batch), exc_info=True)
             time.sleep(0.05 * 2**attempt)
             continue
-        stats.observe(time.perf_counter() - started, len(batch))
+        stats.observe(time.perf_counter() - started, len(batch) - result.suppressed)
+        stats.drop_deleted(result.suppressed)
         return
     for record in batch:
         started = time.perf_counter()
         try:
-            store.write_batch([record])
+            result = store.write_batch([record])
         except Exception:
             stats.fail(1)
             logger.exception("a message could not be written and is lost: %r", record)
         else:
-            stats.observe(time.perf_counter() - started, 1)
+            stats.observe(time.perf_counter() - started, 1 - result.suppressed)
+            stats.drop_deleted(result.suppressed)
 
 
 def ingest(store: Store, stats: IngestStats, datagrams: list[bytes]) -> None:
