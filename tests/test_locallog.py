@@ -240,6 +240,17 @@ class TestLimitsFromTheEnvironment:
         decision = _consent.decide(Config(usage_tracking=3), self.PRODUCT, env)
         assert decision.log_limits == LogLimits(max_bytes=65536, backups=0)
 
+    def test_a_changed_variable_is_seen_by_the_next_tracker(self, monkeypatch):
+        """A later tracker in the process sees a new limit (the remembered decision keys on it)."""
+        from telemetry_sdk import UsageTracker
+
+        monkeypatch.setenv("MINFLOW_USAGE_TRACKING_LOG_BACKUPS", "2")
+        first = UsageTracker(Config(usage_tracking=3), self.PRODUCT)
+        monkeypatch.setenv("MINFLOW_USAGE_TRACKING_LOG_BACKUPS", "7")
+        second = UsageTracker(Config(usage_tracking=3), self.PRODUCT)
+        assert first.decision.log_limits.backups == 2
+        assert second.decision.log_limits.backups == 7
+
     def test_unset_variables_give_ten_mib_and_five_generations(self):
         """The defaults: rotate at 10 MiB, keep 5 previous generations."""
         decision = _consent.decide(Config(usage_tracking=3), self.PRODUCT, {})
