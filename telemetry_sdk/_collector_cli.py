@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["add_collector_parsers", "main"]
@@ -109,6 +110,16 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+def _prefix_bits(most: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        if not text.isdigit() or not 1 <= int(text) <= most:
+            msg = f"must be a whole number 1-{most}, got {text!r}"
+            raise argparse.ArgumentTypeError(msg)
+        return int(text)
+
+    return parse
+
+
 def add_collector_parsers(subparsers: Any) -> None:
     """Add the ``collector`` (with ``leaderboard`` and ``delete``) and ``demo`` subcommands."""
     collector = subparsers.add_parser(
@@ -151,6 +162,41 @@ def add_collector_parsers(subparsers: Any) -> None:
         type=_positive_int,
         default=DEFAULT_BURST,
         help=f"datagrams a source may send at once before --rate applies (default {DEFAULT_BURST})",
+    )
+    # Defaults of the limits below live in CollectorSettings; an option not given keeps them.
+    collector.add_argument(
+        "--prefix-rate",
+        type=_positive_float,
+        help="datagrams per second allowed from one network (see --ipv4-prefix, --ipv6-prefix), "
+        "sustained (default ten times --rate); 0 disables the limit",
+    )
+    collector.add_argument(
+        "--prefix-burst",
+        type=_positive_int,
+        help="datagrams a network may send at once (default ten times --burst)",
+    )
+    collector.add_argument(
+        "--ipv4-prefix",
+        type=_prefix_bits(32),
+        metavar="BITS",
+        help="IPv4 addresses sharing this many leading bits are one network (default 24)",
+    )
+    collector.add_argument(
+        "--ipv6-prefix",
+        type=_prefix_bits(128),
+        metavar="BITS",
+        help="IPv6 addresses sharing this many leading bits are one network (default 64)",
+    )
+    collector.add_argument(
+        "--global-rate",
+        type=_positive_float,
+        help="datagrams per second accepted from all sources together (default 20000); "
+        "0 disables the cap",
+    )
+    collector.add_argument(
+        "--global-burst",
+        type=_positive_int,
+        help="datagrams accepted at once from all sources together (default 100000)",
     )
     collector.add_argument(
         "--ready-file",

@@ -9,7 +9,6 @@ import time
 import uuid
 from typing import Any
 
-import orjson
 import pytest
 from _collector_support import close_message, datagram, start_message
 from hypothesis import given, settings
@@ -18,15 +17,15 @@ from hypothesis import strategies as st
 from telemetry_sdk._errors import DecodeError
 from telemetry_sdk._wire import Component, decode
 from telemetry_sdk.collector._ingest import fast_parse, parse, record_from_message
-from telemetry_sdk.collector._ratelimit import RateLimiter
+from telemetry_sdk.collector._ratelimit import Limit, RateLimiter, network_prefix
 
 RECEIVED = 1_795_305_800
 
 
 def slow(data: bytes) -> Any:
-    """What ``_wire.decode`` with orjson (as the collector is told to decode) makes of it."""
+    """What the SDK's ``_wire.decode`` makes of a datagram received at ``RECEIVED``."""
     try:
-        return record_from_message(decode(data, loads=orjson.loads), RECEIVED)
+        return record_from_message(decode(data, received=RECEIVED), RECEIVED)
     except DecodeError as exc:
         return exc.reason
 
@@ -42,6 +41,16 @@ json_values = st.recursive(
     ),
     max_leaves=6,
 )
+#: Counts at and beyond the schema's bounds (2**64 is beyond what orjson parses).
+BIG_COUNTS = [2**31 - 1, 2**31, 2**53, 2**64, 3.0]
+#: Times around the bounds: 1970, just before 2020, 2020, a day after receipt, 2099.
+TIMES = [86_400, 1_577_836_799, 1_577_836_800, RECEIVED + 86_400, RECEIVED + 86_401, 4_070_908_800]
+correlator_texts = [
+    "2f1e5a40-af61-11ef-9cd2-0242ac120002",  # version 1
+    "00000000-0000-0000-0000-000000000000",
+    "7c886a00-1111-4222-c333-123456789abc",  # not the RFC 4122 variant
+    "not-a-uuid",
+]
 component_names = st.sampled_from(["minflow.Config", "x.Executor", "a b", "", "é.Ü", "\n"])
 components = st.lists(
     st.one_of(
@@ -49,8 +58,8 @@ components = st.lists(
         st.fixed_dictionaries(
             {"c": component_names},
             optional={
-                "app_count": st.integers(-2, 5) | st.booleans(),
-                "app_fails": st.integers(-2, 5),
+                "app_count": st.integers(-2, 5) | st.booleans() | st.sampled_from(BIG_COUNTS),
+                "app_fails": st.integers(-2, 5) | st.sampled_from(BIG_COUNTS),
                 "executors_len": json_values,
                 "c.d": st.text(max_size=3),
             },
@@ -64,7 +73,9 @@ components = st.lists(
 @st.composite
 def wire_dicts(draw: st.DrawFn) -> dict[str, Any]:
     """Start or close messages as JSON objects: mostly valid, often subtly not."""
-    correlator = draw(st.sampled_from([str(uuid.uuid4()), "not-a-uuid", str(uuid.uuid4()).upper()]))
+    correlator = draw(
+        st.sampled_from([str(uuid.uuid4()), str(uuid.uuid4()).upper(), *correlator_texts])
+    )
     if draw(st.booleans()):
         message = start_message(
             correlator=str(uuid.uuid4()),
@@ -93,7 +104,10 @@ def wire_dicts(draw: st.DrawFn) -> dict[str, Any]:
             )
         )  # fmt: skip
         if action == "set":
-            data[key] = draw(json_values | st.sampled_from([0, 1, 3, 4, 1.5, -1, True, "1.0"]))
+            data[key] = draw(
+                json_values
+                | st.sampled_from([0, 1, 3, 4, 1.5, -1, True, "1.0", 31_536_000.5, *TIMES])
+            )
         elif action == "drop":
             data.pop(key, None)
         else:
@@ -103,10 +117,17 @@ def wire_dicts(draw: st.DrawFn) -> dict[str, Any]:
 
 class TestFastPath:
     @settings(max_examples=600, deadline=None)
-    @given(wire_dicts(), st.sampled_from([b"1", b""]))
-    def test_agrees_with_the_sdk_decoder(self, data: dict[str, Any], prefix: bytes) -> None:
+    @given(wire_dicts(), st.sampled_from([b"1", b""]), st.none() | st.integers(0, 20))
+    def test_agrees_with_the_sdk_decoder(
+        self, data: dict[str, Any], prefix: bytes, repeat: int | None
+    ) -> None:
         """The fast path accepts only what the SDK's decoder accepts, with the same record."""
         payload = prefix + json.dumps(data).encode()
+        if repeat is not None and data:
+            # Write one key twice: first with the drawn value, then with the real one.
+            key = list(data)[repeat % len(data)]
+            text = json.dumps(data)
+            payload = prefix + ("{" + json.dumps(key) + ": 1, " + text[1:]).encode()
         expected = slow(payload)
         fast = fast_parse(payload, RECEIVED)
         if fast is not None:
@@ -135,32 +156,97 @@ def parse_result(payload: bytes) -> Any:
         return exc.reason
 
 
+def per_address(rate: float, burst: int) -> RateLimiter:
+    return RateLimiter(address=Limit(rate, burst))
+
+
 class TestRateLimiter:
     def test_burst_then_rate(self) -> None:
         """A source may send a burst at once, then only at the sustained rate."""
-        limiter = RateLimiter(rate=4.0, burst=5)
-        assert [limiter.allow("a", 100.0) for _ in range(7)] == [True] * 5 + [False] * 2
-        assert limiter.allow("a", 100.125) is False  # half a token so far
-        assert limiter.allow("a", 100.25) is True
-        assert [limiter.allow("a", 200.0) for _ in range(6)] == [True] * 5 + [False]
+        limiter = per_address(4.0, 5)
+        assert [limiter.allow("a", 100.0) for _ in range(7)] == [None] * 5 + ["address"] * 2
+        assert limiter.allow("a", 100.125) == "address"  # half a token so far
+        assert limiter.allow("a", 100.25) is None
+        assert [limiter.allow("a", 200.0) for _ in range(6)] == [None] * 5 + ["address"]
 
     def test_sources_are_independent(self) -> None:
         """One flooding source does not use up another's allowance."""
-        limiter = RateLimiter(rate=1.0, burst=2)
+        limiter = per_address(1.0, 2)
         for _ in range(10):
-            limiter.allow("flood", 0.0)
-        assert limiter.allow("other", 0.0) is True
+            limiter.allow("10.0.0.1", 0.0)
+        assert limiter.allow("10.0.0.2", 0.0) is None
 
     def test_zero_disables(self) -> None:
-        """A rate of 0 turns the limit off."""
-        assert RateLimiter(rate=0.0, burst=1).enabled is False
+        """A rate of 0 turns a limit off; a limiter with every limit off is disabled."""
+        assert RateLimiter().enabled is False
+        assert per_address(0.0, 1).enabled is False
+        assert RateLimiter(total=Limit(1.0, 1)).enabled is True
+
+    def test_invalid_limits_are_refused(self) -> None:
+        """Negative rates, empty bursts and impossible prefix lengths are refused."""
+        for make in (
+            lambda: Limit(-1.0, 1),
+            lambda: Limit(1.0, 0),
+            lambda: RateLimiter(ipv4_prefix=33),
+            lambda: RateLimiter(ipv6_prefix=0),
+        ):
+            with pytest.raises(ValueError):
+                make()
 
     def test_memory_is_bounded(self) -> None:
         """Spoofed source addresses cannot grow the limiter without bound."""
-        limiter = RateLimiter(rate=1.0, burst=1)
+        limiter = RateLimiter(address=Limit(1.0, 1), prefix=Limit(1.0, 1))
         for i in range(70_000):
-            limiter.allow(i, 0.0)
-        assert len(limiter._buckets) <= 65_536
+            limiter.allow(f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", 0.0)
+        assert len(limiter._addresses.buckets) <= 65_536
+        assert len(limiter._prefix_of) <= 65_536
+
+    def test_a_network_shares_one_prefix_bucket(self) -> None:
+        """Many addresses of one /24 together get the prefix's allowance, no more."""
+        limiter = RateLimiter(address=Limit(1.0, 5), prefix=Limit(1.0, 20))
+        verdicts = [limiter.allow(f"192.0.2.{i}", 0.0) for i in range(1, 101)]
+        assert verdicts.count(None) == 20
+        assert set(verdicts[20:]) == {"prefix"}
+        assert limiter.allow("192.0.3.1", 0.0) is None  # the next /24 is another network
+
+    def test_a_dropped_datagram_charges_no_bucket(self) -> None:
+        """A datagram the prefix limit drops does not use up its address's tokens."""
+        limiter = RateLimiter(address=Limit(1.0, 3), prefix=Limit(1.0, 1))
+        assert limiter.allow("192.0.2.1", 0.0) is None
+        assert [limiter.allow("192.0.2.2", 0.0) for _ in range(3)] == ["prefix"] * 3
+        assert limiter._addresses.buckets["192.0.2.2"][0] == 3.0
+
+    def test_the_global_cap_holds_across_networks(self) -> None:
+        """The cap over all sources drops what many networks together send beyond it."""
+        limiter = RateLimiter(address=Limit(100.0, 100), total=Limit(10.0, 50))
+        verdicts = [limiter.allow(f"10.{i}.0.1", 0.0) for i in range(200)]
+        assert verdicts.count(None) == 50
+        assert set(verdicts[50:]) == {"global"}
+        assert [limiter.allow("10.0.0.1", 1.0) for _ in range(11)] == [None] * 10 + ["global"]
+
+    @pytest.mark.parametrize(
+        ("a", "b", "same"),
+        [
+            ("192.0.2.1", "192.0.2.254", True),
+            ("192.0.2.1", "192.0.3.1", False),
+            ("2001:db8:1:2::1", "2001:db8:1:2:ffff::9", True),
+            ("2001:db8:1:2::1", "2001:db8:1:3::1", False),
+            ("::ffff:192.0.2.1", "192.0.2.9", True),
+            ("fe80::1%eth0", "fe80::2%eth1", True),
+            ("not-an-address", "not-an-address-either", False),
+        ],
+    )
+    def test_network_prefixes(self, a: str, b: str, same: bool) -> None:
+        """Addresses in one /24 (IPv4) or /64 (IPv6) share a network; others do not."""
+        assert (network_prefix(a) == network_prefix(b)) is same
+
+    def test_prefix_lengths_are_configurable(self) -> None:
+        """With /16 and /48, wider networks share one bucket."""
+        assert network_prefix("10.1.2.3", 16) == network_prefix("10.1.200.3", 16)
+        assert network_prefix("10.1.2.3", 16) != network_prefix("10.2.2.3", 16)
+        assert network_prefix("2001:db8:1:2::1", 24, 48) == network_prefix(
+            "2001:db8:1:ff::1", 24, 48
+        )
 
 
 @pytest.mark.slow

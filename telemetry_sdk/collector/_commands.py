@@ -55,6 +55,12 @@ def settings_from_args(args: argparse.Namespace) -> CollectorSettings:
     """Build the settings from parsed ``collector`` arguments; raise ``ValueError``."""
     http = None if args.http.strip().lower() == "off" else parse_address(args.http)
     token = _read_token(args.admin_token_file) if args.admin_token_file else None
+    limits = {
+        name: getattr(args, name)
+        for name in ("prefix_rate", "prefix_burst", "ipv4_prefix", "ipv6_prefix",
+                     "global_rate", "global_burst")
+        if getattr(args, name, None) is not None
+    }  # fmt: skip
     return CollectorSettings(
         udp=parse_address(args.udp),
         http=http,
@@ -62,6 +68,7 @@ def settings_from_args(args: argparse.Namespace) -> CollectorSettings:
         admin_token=token,
         rate=args.rate,
         burst=args.burst,
+        **limits,
     )
 
 

@@ -9,11 +9,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from attrs import define, field, frozen
+from attrs import define, field, frozen, validators
 
 from ._http import CollectorHTTPServer
 from ._metrics import Metrics
-from ._ratelimit import RateLimiter
+from ._ratelimit import Limit, RateLimiter
 from ._receiver import Receiver
 from ._store import SQLiteStore
 from ._writer import Writer, WriterProcess
@@ -64,6 +64,16 @@ class CollectorSettings:
     #: Datagrams per second per source address (0: no limit) and the burst allowed.
     rate: float = 20.0
     burst: int = 200
+    #: The same per network prefix (a /``ipv4_prefix`` or /``ipv6_prefix`` network);
+    #: ``None`` means ten times ``rate`` and ``burst`` (so ``rate=0`` turns both off).
+    prefix_rate: float | None = None
+    prefix_burst: int | None = None
+    ipv4_prefix: int = field(default=24, validator=[validators.ge(1), validators.le(32)])
+    ipv6_prefix: int = field(default=64, validator=[validators.ge(1), validators.le(128)])
+    #: Datagrams per second over all sources together (0: no cap) and the burst allowed:
+    #: far above real usage, below what the writer stores losslessly.
+    global_rate: float = 20_000.0
+    global_burst: int = 100_000
     rcvbuf: int = RCVBUF
     #: Datagrams received but not yet decoded and written, at most (about 300 bytes each);
     #: beyond it new ones are dropped and counted (``queue_dropped``).
@@ -71,6 +81,18 @@ class CollectorSettings:
     #: Write from a child process (the default: the receive loop keeps the GIL to itself)
     #: or from a thread in this process.
     writer_process: bool = True
+
+    def rate_limiter(self) -> RateLimiter:
+        """The receiver's rate limits, as these settings describe them."""
+        prefix_rate = 10 * self.rate if self.prefix_rate is None else self.prefix_rate
+        prefix_burst = 10 * self.burst if self.prefix_burst is None else self.prefix_burst
+        return RateLimiter(
+            address=Limit(self.rate, self.burst),
+            prefix=Limit(prefix_rate, prefix_burst),
+            total=Limit(self.global_rate, self.global_burst),
+            ipv4_prefix=self.ipv4_prefix,
+            ipv6_prefix=self.ipv6_prefix,
+        )
 
 
 @define
@@ -117,6 +139,7 @@ class Collector:
     def start(self) -> Collector:
         """Open the store, bind the sockets and start the threads."""
         settings = self.settings
+        limiter = settings.rate_limiter()  # refuses invalid limits before anything opens
         self._store = SQLiteStore.open(settings.db)
         family = socket.AF_INET6 if ":" in settings.udp[0] else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -135,9 +158,7 @@ class Collector:
         else:
             self._writer = Writer(self.metrics, settings.max_queued, store=self._store)
         self._writer.start()
-        self._receiver = Receiver(
-            sock, RateLimiter(settings.rate, settings.burst), self.metrics, self._writer.submit
-        )
+        self._receiver = Receiver(sock, limiter, self.metrics, self._writer.submit)
         self._receiver.start()
         if settings.http is not None:
             self._http = CollectorHTTPServer(
@@ -178,10 +199,15 @@ class Collector:
                 _show(self.http_address or ()),
                 self.http_url,
             )
-        if settings.rate > 0:
+        if limiter.enabled:
             logger.info(
-                "rate limit: %g datagrams/s per source, bursts of %d", settings.rate, settings.burst
-            )
+                "rate limits (datagrams/s, burst): per address %g, %d; per /%d or /%d network "
+                "%g, %d; all sources %g, %d (0: no limit)",
+                limiter.address.rate, limiter.address.burst,
+                limiter.ipv4_prefix, limiter.ipv6_prefix,
+                limiter.prefix.rate, limiter.prefix.burst,
+                limiter.total.rate, limiter.total.burst,
+            )  # fmt: skip
         return self
 
     def _admin(self) -> SQLiteStore:
