@@ -137,7 +137,6 @@ def batches(runs: int, batch: int, seed: int, now: int) -> Iterator[list[Record]
                         3,
                         project,
                         close_components,
-                        (),
                         None,
                         received + int(seconds),
                         seconds,
