@@ -423,7 +423,7 @@ def decode(datagram: bytes, *, received: int | None = None) -> Message:
         data = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         raise DecodeError("json", f"not JSON: {exc}") from None
-    if rules.may_have_duplicate_keys(body, data):
+    if rules.may_have_duplicate_keys(body, rules.key_total(data)):
         repeated = rules.duplicate_key(text)
         if repeated is not None:
             raise DecodeError("duplicate_key", f"key {repeated!r} appears twice in one object")

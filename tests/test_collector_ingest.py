@@ -116,6 +116,18 @@ def wire_dicts(draw: st.DrawFn) -> dict[str, Any]:
 
 
 class TestFastPath:
+    def test_a_repeated_key_is_caught_even_when_the_rest_is_cached(self) -> None:
+        """A clean message fills the caches; its twin with a repeated key is still refused."""
+        clean = bad_close(app_count=7, app_fails=0)
+        assert fast_parse(clean, RECEIVED) is not None
+        text = clean.decode()
+        for twin in (
+            text.replace('"app_fails": 0', '"app_fails": 9, "app_fails": 0'),
+            text.replace('"end":', '"end": 1, "end":'),
+        ):
+            assert fast_parse(twin.encode(), RECEIVED) is None
+            assert parse_result(twin.encode()) == "duplicate_key"
+
     @settings(max_examples=600, deadline=None)
     @given(wire_dicts(), st.sampled_from([b"1", b""]), st.none() | st.integers(0, 20))
     def test_agrees_with_the_sdk_decoder(

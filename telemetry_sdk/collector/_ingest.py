@@ -156,13 +156,14 @@ _CLOSE_KEYS = frozenset(
 )
 
 
-def _fast_components(value: object) -> tuple[str, int | None, int | None] | None:
-    """Check a components list; return its JSON and the app counts it reports."""
+def _fast_components(value: object) -> tuple[str, int | None, int | None, int] | None:
+    """Check a components list; return its JSON, the app counts it reports and its keys."""
     if type(value) is not list or len(value) > rules.COMPONENTS_MAX:
         return None
     items: list[Any] = []
     count: int | None = None
     fails: int | None = None
+    keys = 0
     for item in value:
         name: Any
         if type(item) is str:
@@ -170,6 +171,7 @@ def _fast_components(value: object) -> tuple[str, int | None, int | None] | None
             info: dict[str, Any] | None = None
         elif type(item) is dict:
             name = item.get("c")
+            keys += len(item)
             info = {k: v for k, v in item.items() if k != "c"}
             if rules.info_problem(info) is not None:
                 return None
@@ -183,7 +185,7 @@ def _fast_components(value: object) -> tuple[str, int | None, int | None] | None
                 count, fails = info["app_count"], info["app_fails"]
         else:
             items.append(name)
-    return orjson.dumps(items).decode(), count, fails
+    return orjson.dumps(items).decode(), count, fails, keys
 
 
 _START_REQUIRED = frozenset({"correlator", "python_v", "platform.system", "tracking_level"})
@@ -195,8 +197,9 @@ _CACHE_MAX = 4096
 # kept, and only values that cannot be confused by equality (strings, None, JSON bytes):
 # numbers and booleans are always checked per message, since ``1 == 1.0 == True``.
 _shapes: dict[tuple[str, ...], tuple[bool, str | None, str | None] | None] = {}
-_start_parts: dict[tuple[Any, ...], str | None] = {}
-_close_parts: dict[tuple[Any, ...], tuple[str, int | None, int | None]] = {}
+# Each entry ends with the number of keys in the component objects (for the duplicate check).
+_start_parts: dict[tuple[Any, ...], tuple[str | None, int]] = {}
+_close_parts: dict[tuple[Any, ...], tuple[str, int | None, int | None, int]] = {}
 
 
 def _shape(keys: tuple[str, ...]) -> tuple[bool, str | None, str | None] | None:
@@ -226,16 +229,6 @@ def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
     cache[key] = value
 
 
-def _keys_written(data: dict[str, Any], components: object) -> int:
-    """The keys of the message object and of its component objects."""
-    total = len(data)
-    if type(components) is list:
-        for item in components:
-            if type(item) is dict:
-                total += len(item)
-    return total
-
-
 def _time_ok(value: object, received: int) -> bool:
     return rules.is_epoch(value) and rules.not_after_receipt(value, received)  # type: ignore[arg-type]
 
@@ -259,10 +252,6 @@ def fast_parse(datagram: bytes, received: int) -> Record | None:
         return None
     is_close, product, product_key = shape  # type: ignore[misc]
     components = data.get("components", None if not is_close else [])
-    # orjson keeps the last of two equal keys: a datagram with no more ':' than keys has none
-    # (``_wire_rules.may_have_duplicate_keys``); any other goes to ``decode`` for the exact check.
-    if datagram.count(b":") != _keys_written(data, components):
-        return None
     correlator = data["correlator"]
     if not rules.is_uuid4(correlator):
         return None
@@ -288,13 +277,14 @@ def fast_parse(datagram: bytes, received: int) -> Record | None:
         platform,
     )
     if is_close:
-        return _fast_close(data, correlator, product, level, parts_key, components, received)
+        return _fast_close(
+            datagram, data, correlator, product, level, parts_key, components, received
+        )
     start = data.get("start")
     if level is None or (start is not None and not _time_ok(start, received)):
         return None
-    if parts_key in _start_parts:
-        text = _start_parts[parts_key]
-    else:
+    parts = _start_parts.get(parts_key)
+    if parts is None:
         if not (
             rules.is_token(version)
             and rules.is_token(python_v)
@@ -303,20 +293,24 @@ def fast_parse(datagram: bytes, received: int) -> Record | None:
         ):
             return None
         if components is None:
-            text = None
+            parts = (None, 0)
         else:
             checked = _fast_components(components)
             if checked is None:
                 return None
-            text = checked[0]
-        _remember(_start_parts, parts_key, text)
+            parts = (checked[0], checked[3])
+        _remember(_start_parts, parts_key, parts)
+    # orjson keeps the last of two equal keys; one rule says when none can have been repeated.
+    if rules.may_have_duplicate_keys(datagram, len(data) + parts[1]):
+        return None
     return Record(
         "start", correlator, product, version, python_v, platform, level, project,
-        text, start, None, None, None, None, received,
+        parts[0], start, None, None, None, None, received,
     )  # fmt: skip
 
 
 def _fast_close(
+    datagram: bytes,
     data: dict[str, Any],
     correlator: str,
     product: str | None,
@@ -341,6 +335,8 @@ def _fast_close(
         if parts is None:
             return None
         _remember(_close_parts, parts_key, parts)
+    if rules.may_have_duplicate_keys(datagram, len(data) + parts[3]):
+        return None
     return Record(
         "close", correlator, product, version, None, None, level, project,
         parts[0], None, end, duration, parts[1], parts[2], received,
