@@ -13,11 +13,12 @@ metric label for it (see ``REASONS``).
 
 from __future__ import annotations
 
-import functools
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from ._errors import TelemetryError
 
 __all__ = [
     "COMPONENTS_MAX",
@@ -113,7 +114,7 @@ _IDENT_EXTRA = str.maketrans("", "", "_.-")
 _NAME_EXTRA = str.maketrans("", "", "_-")
 
 
-class RuleError(ValueError):
+class RuleError(TelemetryError, ValueError):
     """A value breaks a wire rule; ``reason`` is one of ``REASONS``."""
 
     def __init__(self, reason: str, message: str) -> None:
@@ -124,16 +125,23 @@ class RuleError(ValueError):
 # -- strings --
 
 
-@functools.cache
-def _uuid4_pattern() -> re.Pattern[str]:
+_uuid4_fullmatch: Callable[[str], object] | None = None
+
+
+def _compile_uuid4() -> Callable[[str], object]:
     # Compiled on first use, not at import; a regular expression is 2.5x faster here than
     # the same test written with string methods (180 ns against 460 ns a correlator).
-    return re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+    global _uuid4_fullmatch
+    pattern = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
+    _uuid4_fullmatch = re.compile(pattern).fullmatch
+    return _uuid4_fullmatch
 
 
 def is_uuid4(value: object) -> bool:
     """A lower-case RFC 4122 UUID, version 4 (random), as ``str(uuid.uuid4())`` gives."""
-    return type(value) is str and _uuid4_pattern().fullmatch(value) is not None
+    if type(value) is not str:
+        return False
+    return (_uuid4_fullmatch or _compile_uuid4())(value) is not None
 
 
 def is_product_name(value: object) -> bool:
