@@ -13,7 +13,6 @@ metric label for it (see ``REASONS``).
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -110,6 +109,8 @@ REASONS = (
     "timestamp",
 )
 
+#: Infinity, for finiteness tests without importing ``math`` (0.2 ms at import).
+_INF = float("inf")
 _IDENT_EXTRA = str.maketrans("", "", "_.-")
 _NAME_EXTRA = str.maketrans("", "", "_-")
 
@@ -238,7 +239,7 @@ def is_scalar_detail(value: object) -> bool:
     if type(value) is int:
         return -DETAIL_INT_MAX <= value <= DETAIL_INT_MAX
     if type(value) is float:
-        return math.isfinite(value)
+        return -_INF < value < _INF  # NaN fails every comparison
     return type(value) is str and len(value) <= INFO_VALUE_MAX and value.isprintable()
 
 
@@ -276,7 +277,7 @@ def clamp_count(value: int) -> int:
 
 def clamp_duration(seconds: float) -> float:
     """A duration the sender may put on the wire: 0 .. one year, in milliseconds."""
-    if not math.isfinite(seconds):
+    if not -_INF < seconds < _INF:
         return 0.0
     return round(min(max(0.0, seconds), DURATION_MAX), 3)
 
