@@ -36,8 +36,10 @@ class CollectorProcess:
             str(db),
             "--ready-file",
             str(self.ready),
-            # One loadgen process sends everything: measure ingest, not the per-source limit.
+            # One loadgen process sends everything: measure ingest, not the rate limits.
             "--rate",
+            "0",
+            "--global-rate",
             "0",
             "--log-level",
             "WARNING",
@@ -70,10 +72,11 @@ class CollectorProcess:
             if line.startswith("telemetry_collector_") and "{" not in line:
                 name, _, value = line.partition(" ")
                 out[name.removeprefix("telemetry_collector_")] = float(value)
-            elif line.startswith("telemetry_collector_rejected_total{"):
-                out["rejected_total"] = out.get("rejected_total", 0.0) + float(
-                    line.rpartition(" ")[2]
-                )
+            elif line.startswith(
+                ("telemetry_collector_rejected_total{", "telemetry_collector_rate_limited_total{")
+            ):
+                name = line.removeprefix("telemetry_collector_").partition("{")[0]
+                out[name] = out.get(name, 0.0) + float(line.rpartition(" ")[2])
         return out
 
     def drain(self, stall: float = 30.0) -> dict[str, float]:

@@ -11,13 +11,13 @@ from typing import Any
 
 from attrs import define, field
 
+from .._wire_rules import REASONS
+from ._ratelimit import LIMITS
+
 __all__ = ["INGEST_SLOTS", "REASONS", "IngestStats", "Metrics"]
 
 #: Upper bounds (seconds) of the write latency histogram.
 _LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-#: Why a datagram can be rejected (``DecodeError.reason``).
-REASONS = ("size", "protocol", "encoding", "json", "schema", "unknown_field")
-
 # Slots of ``IngestStats.values``.
 _BATCHES, _WRITTEN, _ERRORS, _LOST, _LATENCY_SUM, _ACCEPTED, _DELETED_RUN = range(7)
 _REJECTED = 7
@@ -109,12 +109,18 @@ class Metrics:
     """What the collector counts: the receiver's counters and the ingest side's."""
 
     received: int = 0
-    rate_limited: int = 0
+    #: Datagrams dropped by each rate limit (``_ratelimit.LIMITS``: address, prefix, global).
+    rate_limited_by: dict[str, int] = field(factory=lambda: dict.fromkeys(LIMITS, 0))
     #: Datagrams dropped because too many were waiting to be decoded and written.
     queue_dropped: int = 0
     #: Datagrams handed to the ingest side.
     queued: int = 0
     ingest: IngestStats = field(factory=IngestStats)
+
+    @property
+    def rate_limited(self) -> int:
+        """Datagrams dropped by any rate limit."""
+        return sum(self.rate_limited_by.values())
 
     @property
     def accepted(self) -> int:
@@ -173,8 +179,8 @@ class Metrics:
         metric(
             "rate_limited_total",
             "counter",
-            "Datagrams dropped by the per-source rate limit.",
-            [("", self.rate_limited)],
+            "Datagrams dropped by a rate limit, by limit (address, prefix, global).",
+            [(f'{{limit="{k}"}}', n) for k, n in self.rate_limited_by.items()],
         )
         metric(
             "queue_dropped_total",

@@ -71,12 +71,14 @@ class Receiver:
                 if limiter.enabled:
                     now = time.monotonic()
                     allow = limiter.allow
+                    limited = metrics.rate_limited_by
                     for _ in range(_BURST):
                         data, address = recv(_READ_SIZE)
-                        if allow(address[0], now):
+                        dropped_by = allow(address[0], now)
+                        if dropped_by is None:
                             append(data)
                         else:
-                            metrics.rate_limited += 1
+                            limited[dropped_by] += 1
                             metrics.received += 1
                 else:
                     for _ in range(_BURST):

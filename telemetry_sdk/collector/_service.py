@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from attrs import define, field, frozen
+from attrs import define, field, frozen, validators
 
 from .._errors import TelemetryError
 from ._admin_token import read_token_file, validate_token
@@ -21,6 +21,7 @@ from ._options import (
     check_non_negative,
     check_optional_address,
     check_positive,
+    check_prefix_bits,
     option,
     parse_address,
     parse_address_or_off,
@@ -28,7 +29,7 @@ from ._options import (
     parse_whole_number,
     show_address,
 )
-from ._ratelimit import RateLimiter
+from ._ratelimit import Limit, RateLimiter
 from ._receiver import Receiver
 from ._store import SQLiteStore
 from ._writer import Writer, WriterProcess
@@ -145,6 +146,68 @@ class CollectorSettings:
             metavar="B",
         ),
     )
+    #: The same per network prefix (a /``ipv4_prefix`` or /``ipv6_prefix`` network);
+    #: ``None`` means ten times ``rate`` and ``burst`` (so ``rate=0`` turns both off).
+    prefix_rate: float | None = field(
+        default=None,
+        validator=validators.optional(check_non_negative),
+        metadata=option(
+            help="datagrams per second allowed from one network (see --ipv4-prefix, "
+            "--ipv6-prefix), sustained; 0 disables the limit",
+            parse=parse_number,
+            metavar="R",
+            show=lambda v: "ten times --rate" if v is None else f"{v:g}",
+        ),
+    )
+    prefix_burst: int | None = field(
+        default=None,
+        validator=validators.optional(check_positive),
+        metadata=option(
+            help="datagrams one network may send at once before --prefix-rate applies",
+            parse=parse_whole_number,
+            metavar="B",
+            show=lambda v: "ten times --burst" if v is None else str(v),
+        ),
+    )
+    ipv4_prefix: int = field(
+        default=24,
+        validator=check_prefix_bits(32),
+        metadata=option(
+            help="IPv4 addresses sharing this many leading bits are one network",
+            parse=parse_whole_number,
+            metavar="BITS",
+        ),
+    )
+    ipv6_prefix: int = field(
+        default=64,
+        validator=check_prefix_bits(128),
+        metadata=option(
+            help="IPv6 addresses sharing this many leading bits are one network",
+            parse=parse_whole_number,
+            metavar="BITS",
+        ),
+    )
+    #: Datagrams per second over all sources together (0: no cap) and the burst allowed:
+    #: far above real usage, below what the writer stores losslessly.
+    global_rate: float = field(
+        default=20_000.0,
+        validator=check_non_negative,
+        metadata=option(
+            help="datagrams per second accepted from all sources together; 0 disables the cap",
+            parse=parse_number,
+            metavar="R",
+            show="{:g}".format,
+        ),
+    )
+    global_burst: int = field(
+        default=100_000,
+        validator=check_positive,
+        metadata=option(
+            help="datagrams accepted at once from all sources together",
+            parse=parse_whole_number,
+            metavar="B",
+        ),
+    )
     rcvbuf: int = RCVBUF
     #: Datagrams received but not yet decoded and written, at most (about 300 bytes each);
     #: beyond it new ones are dropped and counted (``queue_dropped``).
@@ -152,6 +215,18 @@ class CollectorSettings:
     #: Write from a child process (the default: the receive loop keeps the GIL to itself)
     #: or from a thread in this process.
     writer_process: bool = True
+
+    def rate_limiter(self) -> RateLimiter:
+        """The receiver's rate limits, as these settings describe them."""
+        prefix_rate = 10 * self.rate if self.prefix_rate is None else self.prefix_rate
+        prefix_burst = 10 * self.burst if self.prefix_burst is None else self.prefix_burst
+        return RateLimiter(
+            address=Limit(self.rate, self.burst),
+            prefix=Limit(prefix_rate, prefix_burst),
+            total=Limit(self.global_rate, self.global_burst),
+            ipv4_prefix=self.ipv4_prefix,
+            ipv6_prefix=self.ipv6_prefix,
+        )
 
 
 @define
@@ -198,6 +273,7 @@ class Collector:
     def start(self) -> Collector:
         """Open the store, bind the sockets and start the threads."""
         settings = self.settings
+        limiter = settings.rate_limiter()  # refuses invalid limits before anything opens
         self._store = SQLiteStore.open(settings.db)
         family = socket.AF_INET6 if ":" in settings.udp[0] else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -216,9 +292,7 @@ class Collector:
         else:
             self._writer = Writer(self.metrics, settings.max_queued, store=self._store)
         self._writer.start()
-        self._receiver = Receiver(
-            sock, RateLimiter(settings.rate, settings.burst), self.metrics, self._writer.submit
-        )
+        self._receiver = Receiver(sock, limiter, self.metrics, self._writer.submit)
         self._receiver.start()
         if settings.http is not None:
             try:
@@ -263,10 +337,15 @@ class Collector:
                 _show(self.http_address or ()),
                 self.http_url,
             )
-        if settings.rate > 0:
+        if limiter.enabled:
             logger.info(
-                "rate limit: %g datagrams/s per source, bursts of %d", settings.rate, settings.burst
-            )
+                "rate limits (datagrams/s, burst): per address %g, %d; per /%d or /%d network "
+                "%g, %d; all sources %g, %d (0: no limit)",
+                limiter.address.rate, limiter.address.burst,
+                limiter.ipv4_prefix, limiter.ipv6_prefix,
+                limiter.prefix.rate, limiter.prefix.burst,
+                limiter.total.rate, limiter.total.burst,
+            )  # fmt: skip
         return self
 
     def _admin(self) -> SQLiteStore:
