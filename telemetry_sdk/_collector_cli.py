@@ -24,6 +24,9 @@ DEFAULT_DB = "telemetry-collector.db"
 #: single flooding source cannot fill the store or the leaderboard.
 DEFAULT_RATE = 20.0
 DEFAULT_BURST = 200
+#: UDP receive buffer asked for (bytes), and how long a Parsl close waits for its start (s).
+DEFAULT_RCVBUF = 8 * 1024 * 1024
+DEFAULT_HELD_CLOSE_TTL = 7 * 86400.0
 
 
 def _server_available() -> bool:
@@ -151,6 +154,22 @@ def add_collector_parsers(subparsers: Any) -> None:
         type=_positive_int,
         default=DEFAULT_BURST,
         help=f"datagrams a source may send at once before --rate applies (default {DEFAULT_BURST})",
+    )
+    collector.add_argument(
+        "--rcvbuf",
+        type=_positive_int,
+        default=DEFAULT_RCVBUF,
+        metavar="BYTES",
+        help="UDP receive buffer to ask the kernel for (default "
+        f"{DEFAULT_RCVBUF}); the size granted is logged, capped by net.core.rmem_max",
+    )
+    collector.add_argument(
+        "--held-close-ttl",
+        type=_positive_float,
+        default=DEFAULT_HELD_CLOSE_TTL,
+        metavar="SECONDS",
+        help="how long a Parsl close is held waiting for its start before it is dropped "
+        f"(default {DEFAULT_HELD_CLOSE_TTL:g}, 7 days)",
     )
     collector.add_argument(
         "--ready-file",

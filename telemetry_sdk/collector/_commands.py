@@ -17,7 +17,7 @@ from types import FrameType
 import orjson
 
 from ._service import Collector, CollectorSettings, parse_address
-from ._store import SQLiteStore
+from ._store import SQLiteStore, StoreError
 
 __all__ = ["delete_run", "print_leaderboard", "run_service"]
 
@@ -62,6 +62,8 @@ def settings_from_args(args: argparse.Namespace) -> CollectorSettings:
         admin_token=token,
         rate=args.rate,
         burst=args.burst,
+        rcvbuf=args.rcvbuf,
+        held_close_ttl=args.held_close_ttl,
     )
 
 
@@ -87,6 +89,8 @@ def run_service(args: argparse.Namespace) -> int:
     try:
         try:
             collector.start()
+        except StoreError as exc:
+            return _fail(str(exc))
         except sqlite3.Error as exc:
             return _fail(f"cannot open the database {args.db}: {exc}")
         except OSError as exc:

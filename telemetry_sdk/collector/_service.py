@@ -11,12 +11,13 @@ from typing import Any
 
 from attrs import define, field, frozen
 
+from ._health import Health, HealthPolicy, assess
 from ._http import CollectorHTTPServer
 from ._metrics import Metrics
 from ._ratelimit import RateLimiter
 from ._receiver import Receiver
 from ._store import SQLiteStore
-from ._writer import Writer, WriterProcess
+from ._writer import HELD_CLOSE_TTL, Writer, WriterProcess
 
 __all__ = ["Collector", "CollectorSettings", "parse_address"]
 
@@ -64,13 +65,20 @@ class CollectorSettings:
     #: Datagrams per second per source address (0: no limit) and the burst allowed.
     rate: float = 20.0
     burst: int = 200
+    #: UDP receive buffer asked for, in bytes (``--rcvbuf``); the kernel may grant less.
     rcvbuf: int = RCVBUF
     #: Datagrams received but not yet decoded and written, at most (about 300 bytes each);
     #: beyond it new ones are dropped and counted (``queue_dropped``).
     max_queued: int = 500_000
-    #: Write from a child process (the default: the receive loop keeps the GIL to itself)
-    #: or from a thread in this process.
+    #: Write from a supervised child process (the default: the receive loop keeps the GIL
+    #: to itself) or from a thread in this process.
     writer_process: bool = True
+    #: Seconds a Parsl close is held waiting for its start before it is dropped (7 days).
+    held_close_ttl: float = HELD_CLOSE_TTL
+    #: When ``/healthz`` says 503 (queue fraction, stale writes).
+    health: HealthPolicy = field(factory=HealthPolicy)
+    #: Seconds ``stop()`` waits for the writer to commit what it was handed.
+    stop_timeout: float = 120.0
 
 
 @define
@@ -114,8 +122,28 @@ class Collector:
         address = self.http_address
         return None if address is None else f"http://{_show(address)}/"
 
+    @property
+    def writer_pid(self) -> int | None:
+        """The writer process's id (``None`` with a writer thread or while it restarts)."""
+        writer = self._writer
+        return writer.pid if isinstance(writer, WriterProcess) else None
+
+    def health(self) -> Health:
+        """What ``/healthz`` answers (see ``_health``)."""
+        writer = self._writer
+        return assess(
+            self.metrics,
+            writer_alive=writer is not None and writer.alive,
+            max_queued=self.settings.max_queued,
+            policy=self.settings.health,
+        )
+
     def start(self) -> Collector:
-        """Open the store, bind the sockets and start the threads."""
+        """Open the store, bind the sockets and start the threads.
+
+        Raises ``StoreError`` if the database cannot be written, ``OSError`` if a socket
+        cannot be bound.
+        """
         settings = self.settings
         self._store = SQLiteStore.open(settings.db)
         family = socket.AF_INET6 if ":" in settings.udp[0] else socket.AF_INET
@@ -130,10 +158,12 @@ class Collector:
         self._sock = sock
         if settings.writer_process:
             self._writer = WriterProcess(
-                self.metrics, settings.max_queued, db_path=str(settings.db)
+                self.metrics, settings.max_queued, settings.held_close_ttl, db_path=str(settings.db)
             )
         else:
-            self._writer = Writer(self.metrics, settings.max_queued, store=self._store)
+            self._writer = Writer(
+                self.metrics, settings.max_queued, settings.held_close_ttl, store=self._store
+            )
         self._writer.start()
         self._receiver = Receiver(
             sock, RateLimiter(settings.rate, settings.burst), self.metrics, self._writer.submit
@@ -146,7 +176,7 @@ class Collector:
                 metrics=self.metrics,
                 admin_token=settings.admin_token,
                 writable=self._admin,
-                healthy=lambda: bool(self._writer and self._writer.alive),
+                healthy=self.health,
             )
             self._http_thread = threading.Thread(
                 target=self._http.serve_forever,
@@ -155,13 +185,23 @@ class Collector:
                 daemon=True,
             )
             self._http_thread.start()
+        # Linux reports twice what it sets aside for data (the rest is bookkeeping), and
+        # caps what it grants at net.core.rmem_max.
         buffer = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        self.metrics.receive_buffer_bytes = buffer
         logger.info(
-            "receiving UDP on %s (receive buffer %d KiB), storing in %s",
+            "receiving UDP on %s (receive buffer: %d KiB asked, %d KiB granted), storing in %s",
             _show(self.udp_address),
+            settings.rcvbuf // 1024,
             buffer // 1024,
             settings.db,
         )
+        if buffer < settings.rcvbuf:
+            logger.warning(
+                "the kernel granted a smaller receive buffer than asked (--rcvbuf); bursts may "
+                "be dropped: raise net.core.rmem_max (sysctl) to at least %d",
+                settings.rcvbuf,
+            )
         for what, address in (("UDP", settings.udp), ("HTTP", settings.http)):
             if address is not None and not _is_loopback(address[0]):
                 logger.warning(
@@ -201,7 +241,7 @@ class Collector:
         if self._receiver is not None:
             self._receiver.stop()
         if self._writer is not None:
-            self._writer.stop()
+            self._writer.stop(self.settings.stop_timeout)
         if self._sock is not None:
             self._sock.close()
         for store in (self._store, self._admin_store):
