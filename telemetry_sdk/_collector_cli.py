@@ -27,6 +27,7 @@ DEFAULT_BURST = 200
 #: UDP receive buffer asked for (bytes), and how long a Parsl close waits for its start (s).
 DEFAULT_RCVBUF = 8 * 1024 * 1024
 DEFAULT_HELD_CLOSE_TTL = 7 * 86400.0
+DEFAULT_MAX_QUEUED = 500_000
 
 
 def _server_available() -> bool:
@@ -162,6 +163,14 @@ def add_collector_parsers(subparsers: Any) -> None:
         metavar="BYTES",
         help="UDP receive buffer to ask the kernel for (default "
         f"{DEFAULT_RCVBUF}); the size granted is logged, capped by net.core.rmem_max",
+    )
+    collector.add_argument(
+        "--max-queued",
+        type=_positive_int,
+        default=DEFAULT_MAX_QUEUED,
+        metavar="N",
+        help="datagrams waiting to be written, at most; beyond it new ones are dropped and "
+        f"counted (default {DEFAULT_MAX_QUEUED}, about 300 bytes each)",
     )
     collector.add_argument(
         "--held-close-ttl",

@@ -63,6 +63,7 @@ def settings_from_args(args: argparse.Namespace) -> CollectorSettings:
         rate=args.rate,
         burst=args.burst,
         rcvbuf=args.rcvbuf,
+        max_queued=args.max_queued,
         held_close_ttl=args.held_close_ttl,
     )
 

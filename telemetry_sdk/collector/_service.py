@@ -145,7 +145,11 @@ class Collector:
         cannot be bound.
         """
         settings = self.settings
-        self._store = SQLiteStore.open(settings.db)
+        store = SQLiteStore.open(settings.db)  # proves it can write (StoreError if not)
+        if settings.writer_process:
+            store.close()  # the writer process opens its own
+        else:
+            self._store = store
         family = socket.AF_INET6 if ":" in settings.udp[0] else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
@@ -153,7 +157,8 @@ class Collector:
             sock.bind(settings.udp)
         except OSError:
             sock.close()
-            self._store.close()
+            if self._store is not None:
+                self._store.close()
             raise
         self._sock = sock
         if settings.writer_process:

@@ -731,12 +731,18 @@ class SQLiteStore:
         """Drop the held Parsl closes received before ``received_before`` (epoch seconds).
 
         A close whose start never arrives would otherwise be held forever and count in no
-        view. Returns how many were dropped.
+        view. Returns how many were dropped. It also notes when it ran (``collector_meta``),
+        so that it always writes: an idle collector learns this way whether it still can.
         """
         with self._transaction() as conn:
-            return conn.execute(
+            dropped = conn.execute(
                 "DELETE FROM pending_closes WHERE received < ?", (received_before,)
             ).rowcount
+            conn.execute(
+                "INSERT OR REPLACE INTO collector_meta (key, value) VALUES ('expired', ?)",
+                (int(time.time()),),
+            )
+            return dropped
 
     def pending_count(self) -> int:
         """How many Parsl closes are held, waiting for their start."""

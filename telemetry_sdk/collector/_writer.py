@@ -32,7 +32,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from typing import IO, Any
 
 from attrs import define, field
@@ -285,8 +284,6 @@ class WriterProcess(_Front):
     """Decode and write in a supervised child process (see the module's docstring)."""
 
     db_path: str = ""
-    #: Called with the new process each time one is started (for tests and tools).
-    on_spawn: Callable[[int], None] | None = None
     _child: _Child | None = None
     _supervisor: threading.Thread | None = None
     #: Batches handed to a child and not acknowledged yet, by number, in order.
@@ -370,8 +367,7 @@ class WriterProcess(_Front):
         )
         child.reader.start()
         self.metrics.writer_up = True
-        if self.on_spawn is not None:
-            self.on_spawn(process.pid)
+        logger.info("writer process started (pid %d)", process.pid)
         return child
 
     def _bury(self, child: _Child) -> int:
