@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import socket
@@ -50,6 +51,16 @@ def _is_loopback(host: str) -> bool:
 def _show(address: tuple[Any, ...]) -> str:
     host, port = address[0], address[1]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _set_receive_buffer(sock: socket.socket, size: int) -> None:
+    """Ask for a receive buffer of ``size`` bytes; past ``net.core.rmem_max`` where allowed."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+    force = getattr(socket, "SO_RCVBUFFORCE", None)
+    if force is not None and sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < size:
+        # Linux, with CAP_NET_ADMIN only: beyond the system's cap.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, force, size)
 
 
 @frozen(kw_only=True)
@@ -153,7 +164,7 @@ class Collector:
         family = socket.AF_INET6 if ":" in settings.udp[0] else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, settings.rcvbuf)
+            _set_receive_buffer(sock, settings.rcvbuf)
             sock.bind(settings.udp)
         except OSError:
             sock.close()
