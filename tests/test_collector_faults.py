@@ -24,10 +24,15 @@ from _collector_support import (
 )
 
 from telemetry_sdk._wire import Component
-from telemetry_sdk.collector import Collector, CollectorSettings, SQLiteStore, record_from_message
+from telemetry_sdk.collector import (
+    Collector,
+    CollectorSettings,
+    SQLiteStore,
+    StoreError,
+    record_from_message,
+)
 from telemetry_sdk.collector._health import HealthPolicy, assess
 from telemetry_sdk.collector._metrics import IngestStats, Metrics
-from telemetry_sdk.collector._store import StoreError
 from telemetry_sdk.collector._writer import ingest
 
 DAY = 20_000 * 86_400
