@@ -1,6 +1,6 @@
 """The receive loop: empty the socket in bursts, rate-limit, hand the datagrams on.
 
-Receiving is kept as cheap as possible (a ``recvfrom`` and an append per datagram, about
+Receiving is kept as cheap as possible (a ``recv`` and an append per datagram, about
 2 us): decoding and writing happen on the ingest side (by default another process), with
 a queue in memory in between. The kernel's receive buffer holds only a few thousand
 datagrams, a fraction of a second at full rate, so the loop must come back to the socket
