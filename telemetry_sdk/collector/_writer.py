@@ -294,6 +294,8 @@ class WriterProcess(_Front):
     _before: list[float] = field(factory=lambda: [0.0] * INGEST_SLOTS)
     #: Set when ``stop()`` gives up: the supervisor starts no new process.
     _abandon: threading.Event = field(factory=threading.Event)
+    #: The stop mark was taken from the queue: the child gets no more batches.
+    _stopping: bool = False
 
     @property
     def alive(self) -> bool:
@@ -382,7 +384,19 @@ class WriterProcess(_Front):
         return code
 
     def _supervise(self) -> None:
-        stopping = False
+        """Feed the writer process and restart it when it dies; an error here costs a second."""
+        while True:
+            try:
+                self._feed()
+            except Exception:
+                logger.exception("the writer's supervisor failed; carrying on")
+                if self._abandon.wait(1.0):
+                    return
+            else:
+                return
+
+    def _feed(self) -> None:
+        stopping = self._stopping
         failures = 0
         while True:
             child = self._child
@@ -420,6 +434,7 @@ class WriterProcess(_Front):
                     child.process.wait(0.2)
                 continue
             taken, stopping = self._take(_TICK)
+            self._stopping = stopping
             # An empty batch when idle: the child expires held closes and shows it is alive.
             if taken or not stopping:
                 batch = taken or []
