@@ -2,6 +2,9 @@
 
     python bench/sdk_bench.py                # everything (about a minute)
     python bench/sdk_bench.py --only calls   # start() / record_app() / close() on the app thread
+    python bench/sdk_bench.py --only first   # close() of a fresh process's first short run
+    python bench/sdk_bench.py --only environment   # the Environment component's look-up
+    python bench/sdk_bench.py --only otel    # start() / close() with a span per run
     python bench/sdk_bench.py --only exit    # extra exit time when DNS never answers
     python bench/sdk_bench.py --only import  # import time in fresh processes
     python bench/sdk_bench.py --only delivery
@@ -11,6 +14,11 @@ Sections:
 
 - calls: in this process, after a warm-up, ``--calls`` whole runs at level 3 against a loopback
   socket: the time of ``start()``, ``record_app()`` and ``close()`` on the calling thread.
+- first: ``--first-runs`` fresh processes running the three-app minflow workflow at level 3
+  (loopback resolver): ``close()`` of the process's first and only run.
+- environment: ``Environment``'s look-up, uncached and cached.
+- otel: ``start()`` and ``close()`` with a span per run (the ``file`` hook) and without,
+  interleaved in one loop.
 - exit: fresh processes running the three-app minflow workflow with a resolver that never
   answers (``_resolver/sitecustomize.py``), at level 0 and at level 3 with and without
   ``close()``, interleaved; the extra whole-process time of level 3 over level 0.
@@ -53,11 +61,18 @@ Row = list[object]
 
 
 def bench_calls(calls: int, warmup: int) -> list[Row]:
-    from telemetry_sdk import Config, Product, UsageTracker
+    import socket
+
+    from telemetry_sdk import Config, Level, Product, UsageTracker
+    from telemetry_sdk._collect import build_start
     from telemetry_sdk._transport import flush
+    from telemetry_sdk._wire import encode
 
     rows: list[Row] = []
-    with UdpCounter() as counter:
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sender.setblocking(False)
+    with UdpCounter() as counter, sender:
+        address = ("127.0.0.1", counter.port)
         product = Product(
             name="benchflow", version="1.0.0", endpoint=f"udp://127.0.0.1:{counter.port}"
         )
@@ -65,6 +80,7 @@ def bench_calls(calls: int, warmup: int) -> list[Row]:
         starts: list[float] = []
         closes: list[float] = []
         inits: list[float] = []
+        inline: list[float] = []
         clock = time.perf_counter
         for i in range(warmup + calls):
             t0 = clock()
@@ -75,6 +91,14 @@ def bench_calls(calls: int, warmup: int) -> list[Row]:
             for _ in range(3):
                 tracker.record_app()
             flush(1.0)  # the start message is on its way: close() meets an idle worker
+            # What start() saves the calling thread: the same start message, built, encoded
+            # and sent inline (no log line, no look-up: less than the worker does).
+            t5 = clock()
+            payload, _ = encode(
+                build_start(product, config, Level.EXECUTION, tracker.correlator, time.time())
+            )
+            sender.sendto(payload, address)
+            t6 = clock()
             t3 = clock()
             tracker.close()
             t4 = clock()
@@ -82,6 +106,7 @@ def bench_calls(calls: int, warmup: int) -> list[Row]:
                 inits.append(t1 - t0)
                 starts.append(t2 - t1)
                 closes.append(t4 - t3)
+                inline.append(t6 - t5)
             if i % 50 == 0:
                 counter.drain(0.0)
         counter.drain(0.2)
@@ -108,12 +133,33 @@ def bench_calls(calls: int, warmup: int) -> list[Row]:
     n = len(starts)
     rows.append(
         [
-            "UsageTracker(config, product), level 3",
+            "UsageTracker(config, product), level 3, not the process's first",
             n,
             fmt_us(median(inits)),
             fmt_us(percentile(inits, 99)),
+            "<= 50 us median",
+            verdict(median(inits) <= 50e-6),
+        ]
+    )
+    rows.append(
+        [
+            "the same start message built, encoded and sent inline (same run)",
+            n,
+            fmt_us(median(inline)),
+            fmt_us(percentile(inline, 99)),
             "-",
             "-",
+        ]
+    )
+    ratio = median(starts) / median(inline)
+    rows.append(
+        [
+            "start() / inline, ratio of the medians",
+            n,
+            f"{ratio:.2f}",
+            "-",
+            "<= 0.6",
+            verdict(ratio <= 0.6),
         ]
     )
     rows.append(
@@ -429,7 +475,117 @@ def _fraction_row(name: str, runs: int, arrived: int, expected: int) -> Row:
     ]
 
 
-SECTIONS = ("calls", "exit", "import", "delivery")
+# -- the first close() of a fresh process --
+
+
+def bench_first(runs: int) -> list[Row]:
+    """close() in fresh processes whose only run is the three-app workflow (loopback)."""
+    closes: list[float] = []
+    with UdpCounter() as counter, tempfile.TemporaryDirectory() as state:
+        for _ in range(runs):
+            _, cleanup = run_workflow(3, counter.port, "loopback", state, close=True)
+            closes.append(cleanup)
+            counter.drain(0.0)
+    return [
+        [
+            "close() of a fresh process's first and only run (three apps, level 3)",
+            runs,
+            fmt_ms(median(closes)),
+            f"{fmt_ms(min(closes))} / {fmt_ms(max(closes))}",
+            "<= 5 ms median",
+            verdict(median(closes) <= 5e-3),
+        ]
+    ]
+
+
+# -- the Environment component --
+
+
+def bench_environment(runs: int) -> list[Row]:
+    from telemetry_sdk import Environment
+    from telemetry_sdk._environment import detect
+
+    clock = time.perf_counter
+    fresh: list[float] = []
+    cached: list[float] = []
+    Environment().usage_information()
+    for _ in range(runs):
+        t0 = clock()
+        detect()
+        t1 = clock()
+        Environment().usage_information()
+        t2 = clock()
+        fresh.append(t1 - t0)
+        cached.append(t2 - t1)
+    return [
+        [
+            "detect(): look at variables, /dev, /proc, /sys (once per process)",
+            runs,
+            fmt_us(median(fresh)),
+            fmt_us(percentile(fresh, 99)),
+            "< 1 ms",
+            verdict(median(fresh) < 1e-3),
+        ],
+        [
+            "Environment().usage_information(), cached (every later run)",
+            runs,
+            fmt_us(median(cached)),
+            fmt_us(percentile(cached, 99)),
+            "-",
+            "-",
+        ],
+    ]
+
+
+# -- OpenTelemetry spans --
+
+
+def bench_otel(calls: int, warmup: int) -> list[Row]:
+    """start() and close() with and without a span (the file hook), interleaved."""
+    from telemetry_sdk import Config, Product, UsageTracker
+    from telemetry_sdk._transport import flush
+
+    os.environ["BENCHOTEL_USAGE_TRACKING_OTEL"] = "file"
+    clock = time.perf_counter
+    times: dict[str, list[float]] = {k: [] for k in ("start", "close", "start+", "close+")}
+    with UdpCounter() as counter:
+        endpoint = f"udp://127.0.0.1:{counter.port}"
+        plain = Product(name="benchflow", version="1.0.0", endpoint=endpoint)
+        spanned = Product(name="benchotel", version="1.0.0", endpoint=endpoint)
+        config = Config(usage_tracking=3, project_name="bench")
+        for i in range(warmup + calls):
+            for product, mark in ((plain, ""), (spanned, "+")):
+                tracker = UsageTracker(config, product)
+                t0 = clock()
+                tracker.start()
+                t1 = clock()
+                flush(1.0)
+                t2 = clock()
+                tracker.close()
+                t3 = clock()
+                if i >= warmup:
+                    times["start" + mark].append(t1 - t0)
+                    times["close" + mark].append(t3 - t2)
+            if i % 50 == 0:
+                counter.drain(0.0)
+        counter.drain(0.2)
+    del os.environ["BENCHOTEL_USAGE_TRACKING_OTEL"]
+    rows: list[Row] = []
+    for call in ("start", "close"):
+        base, spans = median(times[call]), median(times[call + "+"])
+        rows.append([f"{call}(), no span", calls, fmt_us(base), "-"])
+        rows.append(
+            [
+                f"{call}(), span on (file hook)",
+                calls,
+                fmt_us(spans),
+                f"{(spans - base) * 1e6:+,.1f} us",
+            ]
+        )
+    return rows
+
+
+SECTIONS = ("calls", "first", "environment", "otel", "exit", "import", "delivery")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -438,6 +594,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=2000, help="timed runs for the calls section")
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--exit-runs", type=int, default=10, help="fresh processes per exit case")
+    parser.add_argument(
+        "--first-runs", type=int, default=20, help="fresh processes for the first close()"
+    )
     parser.add_argument("--import-runs", type=int, default=40, help="fresh processes per import")
     parser.add_argument("--delivery-runs", type=int, default=1000, help="in-process runs per level")
     parser.add_argument(
@@ -447,6 +606,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.calls, args.warmup, args.exit_runs, args.import_runs = 50, 10, 1, 3
+        args.first_runs = 2
         args.delivery_runs, args.process_runs = 20, 1
     sections = args.only or list(SECTIONS)
 
@@ -468,6 +628,28 @@ def main(argv: list[str] | None = None) -> int:
             rows,
         )
         failures += sum(r[-1] == "FAIL" for r in rows)
+    if "first" in sections:
+        rows = bench_first(args.first_runs)
+        print_table(
+            "First close() of a fresh process (loopback, medians)",
+            ["figure", "runs", "median", "min / max", "target", "result"],
+            rows,
+        )
+        failures += sum(r[-1] == "FAIL" for r in rows)
+    if "environment" in sections:
+        rows = bench_environment(args.calls)
+        print_table(
+            "Environment component (this process)",
+            ["figure", "n", "median", "p99", "target", "result"],
+            rows,
+        )
+        failures += sum(r[-1] == "FAIL" for r in rows)
+    if "otel" in sections:
+        print_table(
+            "OpenTelemetry span per run, on the calling thread (this process, medians)",
+            ["figure", "n", "median", "span's cost"],
+            bench_otel(max(50, args.calls // 4), args.warmup),
+        )
     if "exit" in sections:
         rows = bench_exit(args.exit_runs)
         print_table(

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._config import Config, Endpoint, Level, Product
+from ._environment import Environment
 from ._errors import ConfigurationError, DecodeError, TelemetryError, TrackingSettingWarning
 from ._tracker import UsageTracker
 from .typing import UsageInformation
@@ -17,6 +18,7 @@ __all__ = [
     "ConfigurationError",
     "DecodeError",
     "Endpoint",
+    "Environment",
     "Level",
     "Product",
     "TelemetryError",

@@ -6,12 +6,16 @@ import enum
 import os
 import re
 from collections.abc import Iterable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
 
 from ._errors import ConfigurationError
+
+if TYPE_CHECKING:
+    # ``pathlib`` (with ``urllib.parse``, ``ipaddress``, ``fnmatch`` ...) is imported when a
+    # ``log_path`` is given, not by ``import telemetry_sdk``: the host's import stays cheap.
+    from pathlib import Path
 
 __all__ = ["Config", "Endpoint", "Level", "Product", "parse_endpoint", "validate_project_name"]
 
@@ -120,6 +124,8 @@ def _to_log_path(value: Any) -> Path | None:
     if not isinstance(value, str | os.PathLike) or not os.fspath(value):
         msg = f"log_path must be a non-empty path, got {value!r}"
         raise ConfigurationError(msg)
+    from pathlib import Path
+
     return Path(value).expanduser()
 
 

@@ -254,8 +254,83 @@ def decide(config: Config, product: Product, environ: Mapping[str, str] | None =
 
     At level 0 nothing outside the application's configuration is consulted: no consent
     variable is read and no file is opened (only the log path is computed).
+
+    With the process environment (``environ=None``) the decision is remembered: a later
+    tracker with the same configuration, the same variables and an unchanged settings file
+    (same ``stat``) reuses it, reading nothing from disk. Its warnings are given again
+    (still once per process).
     """
-    env = os.environ if environ is None else environ
+    if environ is None and config.usage_tracking != Level.OFF:
+        return _decide_remembered(config, product)
+    return _decide(config, product, os.environ if environ is None else environ)
+
+
+#: The variables a decision depends on, besides the ``<PRODUCT>_USAGE_TRACKING*`` ones.
+_KEY_VARIABLES = ("DO_NOT_TRACK", "XDG_STATE_HOME", "XDG_CONFIG_HOME", "HOME")
+_REMEMBERED_MAX = 64
+
+
+@frozen
+class _Remembered:
+    """A decision made from the process environment, and the problems it warned about."""
+
+    decision: Decision
+    problems: tuple[tuple[str, str], ...]
+
+
+_remembered: dict[tuple[object, ...], _Remembered] = {}
+#: The settings file's path for each (XDG_CONFIG_HOME, HOME): building it costs microseconds.
+_settings_paths: dict[tuple[str | None, str | None], str] = {}
+
+
+def _settings_stamp(environ: Mapping[str, str]) -> tuple[int, ...] | None:
+    """What ``stat`` says about the settings file (``()`` if absent); None if it cannot say."""
+    where = (environ.get("XDG_CONFIG_HOME"), environ.get("HOME"))
+    path = _settings_paths.get(where)
+    if path is None:
+        path = _settings_paths[where] = os.fspath(_settings.settings_path(environ))
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return ()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_dev)
+
+
+def _decide_remembered(config: Config, product: Product) -> Decision:
+    env = os.environ
+    prefix = product.env_prefix
+    stamp = _settings_stamp(env)
+    key = (
+        config.usage_tracking,
+        config.endpoint,
+        config.log_path,
+        product,
+        stamp,
+        *(env.get(name) for name in _KEY_VARIABLES),
+        *(env.get(prefix + suffix) for suffix in ("", "_ENDPOINT", "_DEBUG")),
+    )
+    found = _remembered.get(key) if stamp is not None else None
+    if found is not None:
+        for problem in found.problems:
+            _warn(problem[1], problem)
+        return found.decision
+    problems: list[tuple[str, str]] = []
+    decision = _decide(config, product, env, problems)
+    if stamp is not None:
+        if len(_remembered) >= _REMEMBERED_MAX:
+            _remembered.clear()
+        _remembered[key] = _Remembered(decision, tuple(problems))
+    return decision
+
+
+def _decide(
+    config: Config,
+    product: Product,
+    env: Mapping[str, str],
+    problems: list[tuple[str, str]] | None = None,
+) -> Decision:
     log_path = config.log_path or default_log_path(product, env)
     configured: tuple[Endpoint, str] = (
         (config.endpoint, "config")
@@ -278,6 +353,8 @@ def decide(config: Config, product: Product, environ: Mapping[str, str] | None =
     for reading in readings:
         if reading.problem is not None:
             _warn(reading.problem, (reading.source, reading.problem))
+            if problems is not None:
+                problems.append((reading.source, reading.problem))
         if reading.ceiling is not None and reading.ceiling < level:
             level, decided_by = reading.ceiling, reading.source
     endpoint, endpoint_source = (
@@ -295,6 +372,7 @@ def decide(config: Config, product: Product, environ: Mapping[str, str] | None =
 
 
 def _reset_warnings() -> None:
-    """Forget which warnings were given (tests)."""
+    """Forget which warnings were given and which decisions were made (tests)."""
     with _warned_lock:
         _warned.clear()
+    _remembered.clear()

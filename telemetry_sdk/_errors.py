@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+#: What to do when the collector's dependencies are missing (said by the command and the import).
+SERVER_EXTRA_HINT = "the collector needs the server extra: pip install 'telemetry-sdk[server]'"
+
 
 class TelemetryError(Exception):
     """Root of every exception raised by telemetry-sdk."""

@@ -7,7 +7,6 @@ level is 0 nothing is built: no route, no lock, no thread, no socket, no file, n
 
 from __future__ import annotations
 
-import atexit
 import functools
 import os
 import threading
@@ -22,10 +21,12 @@ from ._errors import ConfigurationError
 from ._guard import capture_internal_exceptions
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import TracebackType
 
     from . import _consent, _transport
-    from ._wire import CloseMessage, StartMessage
+    from ._otel import RunSpan
+    from ._wire import CloseMessage, Message, StartMessage
 else:
     # ``import telemetry_sdk`` loads only this module's own needs. ``_consent`` (the calling
     # thread's decision) and ``_transport`` are imported when a tracker at level 1-3 is made
@@ -55,9 +56,12 @@ _atexit_registered = False
 
 
 def _new_correlator() -> str:
-    import uuid
-
-    return str(uuid.uuid4())
+    """A random (version 4) UUID string, made without importing ``uuid``."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @define(eq=False)
@@ -85,6 +89,8 @@ class UsageTracker:
     _mono0: float = field(init=False, default=0.0)
     _apps: int = field(init=False, default=0)
     _fails: int = field(init=False, default=0)
+    #: The run's OpenTelemetry span, when ``<PRODUCT>_USAGE_TRACKING_OTEL`` asks for one.
+    _span: RunSpan | None = field(init=False, default=None)
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.config, Config):
@@ -113,6 +119,8 @@ class UsageTracker:
             self._lock = threading.Lock()
             self._level = int(decision.level)
             _live.add(self)
+        with capture_internal_exceptions():
+            self._span = _open_span(self.product, self._route)
 
     @property
     def level(self) -> Level:
@@ -158,9 +166,12 @@ class UsageTracker:
             wall = time.time()
             self._mono0 = time.monotonic()
             _register_open(self)
-            build = functools.partial(
+            build: Callable[[], Message] = functools.partial(
                 _build_start, self.product, self.config, Level(self._level), self.correlator, wall
             )
+            if self._span is not None:
+                self._span.begin(wall)
+                build = self._span.wrap(build)
             _transport.submit(_transport.Job(route, "start", build))
 
     def record_app(self, *, failed: bool = False) -> None:
@@ -206,6 +217,9 @@ class UsageTracker:
         _open.discard(self)
         if self._pid != os.getpid():
             return None
+        end, execution_time = time.time(), time.monotonic() - self._mono0
+        if self._span is not None:
+            _end_span(self._span, self._level, end, execution_time, apps, fails)
         if self._level != 3:
             return route, None
         build = functools.partial(
@@ -213,8 +227,8 @@ class UsageTracker:
             self.product,
             self.config,
             self.correlator,
-            time.time(),
-            time.monotonic() - self._mono0,
+            end,
+            execution_time,
             apps,
             fails,
         )
@@ -251,10 +265,36 @@ def _build_close(
     )
 
 
+# -- OpenTelemetry spans (``_otel``): imported only when the variable asks for them --
+
+
+def _open_span(product: Product, route: _transport.Route | None) -> RunSpan | None:
+    """The run's span when ``<PRODUCT>_USAGE_TRACKING_OTEL`` is set and the level is 1-3."""
+    value = os.environ.get(product.env_prefix + "_OTEL")
+    if route is None or value is None or not value.strip():
+        return None
+    from ._otel import run_span
+
+    return run_span(product, value, route.log_path)
+
+
+def _end_span(
+    span: RunSpan, level: int, end: float, execution_time: float, apps: int, fails: int
+) -> None:
+    """End the run's span; at level 3 with the close message's counts and times."""
+    with capture_internal_exceptions():
+        if level == Level.EXECUTION:
+            span.finish(end, execution_time=execution_time, app_count=apps, app_fails=fails)
+        else:
+            span.finish(end)
+
+
 def _register_open(tracker: UsageTracker) -> None:
     global _atexit_registered
     _open.add(tracker)
     if not _atexit_registered:
+        import atexit  # here, not at the top: ``import telemetry_sdk`` adds no stdlib module
+
         with _registry_lock:
             if not _atexit_registered:
                 atexit.register(_close_at_exit)

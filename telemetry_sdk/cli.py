@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 from . import _consent, _settings
 from ._config import Endpoint, Level, Product
-from ._errors import ConfigurationError
+from ._errors import SERVER_EXTRA_HINT, ConfigurationError
 
 __all__ = ["build_parser", "main"]
 
@@ -30,7 +30,7 @@ _HOW_IT_WORKS = (
 )
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
     """argparse with a one-line error message (exit status 2)."""
 
     def error(self, message: str) -> NoReturn:
@@ -317,19 +317,46 @@ class _Version(argparse.Action):
         parser.exit(0, f"{PROG} {version('telemetry-sdk')}\n")
 
 
-def _add_collector_parsers(subparsers: Any) -> None:
+#: The subcommands that live in the collector's own command-line module
+#: (``telemetry_sdk.collector._cli``) and need the server extra, with their one-line help.
+COLLECTOR_COMMANDS = {
+    "collector": "run the collector that receives, stores and shows usage (needs the server extra)",
+    "demo": "run the example workflow against an embedded collector (needs the server extra)",
+}
+
+
+def _run_collector_command(args: argparse.Namespace) -> int:
     try:
-        from ._collector_cli import add_collector_parsers
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}._collector_cli":
+        from .collector._cli import main as collector_main
+    except ImportError as exc:
+        # Only a missing third-party module means a missing extra; anything else is a bug.
+        missing = exc if isinstance(exc, ModuleNotFoundError) else exc.__cause__
+        if not isinstance(missing, ModuleNotFoundError) or (missing.name or "").startswith(
+            f"{__package__}."
+        ):
             raise
-        return
-    add_collector_parsers(subparsers)
+        _err(SERVER_EXTRA_HINT)
+        return 1
+    return collector_main([args.collector_command, *args.arguments])
+
+
+def _add_collector_commands(commands: Any) -> None:
+    """List ``collector`` and ``demo`` without importing the collector.
+
+    Each takes everything after its name untouched and hands it to the collector's own
+    parser, which knows the options (and prints their ``--help``). A prefix character that
+    never occurs on a command line keeps argparse from reading ``--udp`` and the like as
+    options of this stand-in.
+    """
+    for name, text in COLLECTOR_COMMANDS.items():
+        command = commands.add_parser(name, help=text, prefix_chars="\0", add_help=False)
+        command.add_argument("arguments", nargs="*")
+        command.set_defaults(func=_run_collector_command, collector_command=name)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``telemetry-sdk`` argument parser with every subcommand."""
-    parser = _Parser(
+    parser = Parser(
         prog=PROG,
         description="See and change usage tracking settings, and read what was sent. "
         + _HOW_IT_WORKS,
@@ -387,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     log.add_argument("--json", action="store_true", help="print the raw JSON records")
     log.set_defaults(func=_log)
 
-    _add_collector_parsers(commands)
+    _add_collector_commands(commands)
     return parser
 
 

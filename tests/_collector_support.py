@@ -105,7 +105,11 @@ class CollectorProcess:
         ]  # fmt: skip
         with open(self.log_file, "wb") as log:
             self.process = subprocess.Popen(command, stderr=log, stdout=log)
-        wait_for(self._ready, READY_TIMEOUT, "the collector's ready file")
+        try:
+            wait_for(self._ready, READY_TIMEOUT, "the collector's ready file")
+        except BaseException:
+            self.kill()  # and close the socket: nothing is left open by a failed start
+            raise
         info = json.loads(self.ready_file.read_text())
         self.udp = (info["udp"][0], info["udp"][1])
         self.http = (info["http"][0], info["http"][1])
@@ -148,12 +152,16 @@ class CollectorProcess:
         return samples
 
     def wait_processed(self, received: int, timeout: float = 15.0) -> dict[str, float]:
-        """Wait until ``received`` datagrams were received, decoded and written."""
+        """Wait until ``received`` datagrams were received, decoded and written (or dropped
+        because their run was deleted)."""
 
         def done() -> dict[str, float] | None:
             m = self.metrics()
-            handled = m["telemetry_collector_accepted_total"] + sum(
-                v for k, v in m.items() if k.startswith("telemetry_collector_rejected_total")
+            deleted = m.get("telemetry_collector_deleted_run_dropped_total", 0)
+            handled = (
+                m["telemetry_collector_accepted_total"]
+                + deleted
+                + sum(v for k, v in m.items() if k.startswith("telemetry_collector_rejected_total"))
             )
             ok = (
                 m["telemetry_collector_received_total"] >= received

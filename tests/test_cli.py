@@ -159,7 +159,11 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], status: int) -
 
 
 class TestHelpAndUsage:
-    @pytest.mark.parametrize("command", [[], ["status"], ["disable"], ["enable"], ["log"]])
+    @pytest.mark.parametrize(
+        "command",
+        [[], ["status"], ["disable"], ["enable"], ["log"], ["collector"],
+         ["collector", "leaderboard"], ["collector", "delete"], ["demo"]],
+    )  # fmt: skip
     def test_help_everywhere(self, command):
         """--help works for the command and every subcommand and exits 0."""
         done = cli(*command, "--help")

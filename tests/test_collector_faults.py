@@ -490,28 +490,3 @@ class TestCounters:
             assert health(collector)[1]["held_closes"] == 0
         finally:
             assert collector.stop() == 0
-
-    def test_datagrams_of_a_deleted_run_have_their_own_counter(self, tmp_path: Path) -> None:
-        """Replayed datagrams of a deleted run: counted as deleted_dropped, not accepted."""
-        collector = CollectorProcess(tmp_path).start()
-        try:
-            message = start_message()
-            collector.send(datagram(message))
-            collector.wait_processed(1)
-            store = SQLiteStore.open(collector.db)
-            try:
-                assert store.delete_run(message.correlator) == 1
-            finally:
-                store.close()
-            collector.send(datagram(message), datagram(close_message(message.correlator)))
-            metrics = wait_for(
-                lambda: (m := collector.metrics())[M + "deleted_dropped_total"] == 2 and m,
-                what="the replay to be dropped",
-            )
-            assert metrics[M + "accepted_total"] == 1
-            assert metrics[M + "written_total"] == 1
-            assert collector.get(f"/api/runs/{message.correlator}").status == 404
-        finally:
-            assert collector.stop() == 0
-        line = final_line(collector)
-        assert (line["accepted"], line["deleted_dropped"], line["lost"]) == (1, 2, 0)

@@ -12,6 +12,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,7 @@ def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorPro
     directory = tmp_path_factory.mktemp("collector")
     token_file = directory / "token"
     token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)  # the collector refuses a token file others can read
     process = CollectorProcess(directory, "--admin-token-file", str(token_file)).start()
     yield process
     process.kill()
@@ -454,7 +456,7 @@ class TestShutdown:
         assert received > 2000
         assert accepted == received
         assert written == accepted
-        with sqlite3.connect(collector.db) as db:
+        with closing(sqlite3.connect(collector.db)) as db:
             (rows,) = db.execute("SELECT count(*) FROM runs").fetchone()
         assert rows == accepted
 
@@ -553,7 +555,7 @@ class TestCommandLine:
                 "--db", str(tmp_path / "x.db"),
             )  # fmt: skip
         assert result.returncode == 1
-        assert "cannot listen" in result.stderr
+        assert f"cannot listen for UDP datagrams on 127.0.0.1:{port}" in result.stderr
         assert "Traceback" not in result.stderr
 
     def test_without_the_server_extra(self, tmp_path: Path) -> None:

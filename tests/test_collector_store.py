@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,7 @@ def store(tmp_path: Path) -> SQLiteStore:
 
 
 def rollups(store: SQLiteStore) -> list[tuple[object, ...]]:
-    with sqlite3.connect(store.path) as db:
+    with closing(sqlite3.connect(store.path)) as db:
         return db.execute(
             "SELECT kind, product, key, runs, points, x, y FROM rollup WHERE runs != 0 "
             "ORDER BY kind, product, key"
@@ -69,7 +70,7 @@ def rollups(store: SQLiteStore) -> list[tuple[object, ...]]:
 
 
 def runs_table(store: SQLiteStore) -> list[tuple[object, ...]]:
-    with sqlite3.connect(store.path) as db:
+    with closing(sqlite3.connect(store.path)) as db:
         # Not the row id, nor component set ids: those depend on the order of arrival.
         return db.execute(
             "SELECT corr, product, version, python_v, platform, level, project, c1.json, "
@@ -83,7 +84,7 @@ def runs_table(store: SQLiteStore) -> list[tuple[object, ...]]:
 
 def leaderboard_from_runs(store: SQLiteStore, product: str) -> dict[str, tuple[int, int]]:
     """The leaderboard computed straight from the runs, not from the rollups."""
-    with sqlite3.connect(store.path) as db:
+    with closing(sqlite3.connect(store.path)) as db:
         rows = db.execute(
             "SELECT project, SUM(CASE WHEN level = 3 THEN 2 ELSE 1 END), COUNT(*) FROM runs "
             "WHERE product = ? AND level IS NOT NULL AND project IS NOT NULL GROUP BY project",
@@ -345,7 +346,7 @@ class TestWriter:
         from telemetry_sdk.collector._metrics import IngestStats
         from telemetry_sdk.collector._writer import ingest
 
-        with sqlite3.connect(store.path) as db:
+        with closing(sqlite3.connect(store.path)) as db, db:
             db.execute(
                 "CREATE TRIGGER refuse_poison BEFORE INSERT ON runs WHEN NEW.project = 'poison' "
                 "BEGIN SELECT RAISE(ABORT, 'refused'); END"

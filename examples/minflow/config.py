@@ -43,6 +43,8 @@ class Config:
         return telemetry_sdk.Config(
             usage_tracking=self.usage_tracking,
             project_name=self.project_name,
-            components=[self],
+            # Environment() adds coarse facts (CPU bucket, scheduler, container, CI, cloud)
+            # at level 2 and up; minflow's own configuration describes itself.
+            components=[self, telemetry_sdk.Environment()],
             endpoint=self.usage_endpoint,
         )

@@ -6,20 +6,22 @@ imports this subpackage.
 
 from __future__ import annotations
 
+from .._errors import SERVER_EXTRA_HINT
+
 try:
     import orjson  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    msg = "the collector needs the server extra: pip install 'telemetry-sdk[server]'"
-    raise ImportError(msg) from exc
+    raise ImportError(SERVER_EXTRA_HINT) from exc
 
 from ._ingest import Record, parse, record_from_message
 from ._metrics import Metrics
-from ._service import Collector, CollectorSettings
+from ._service import Collector, CollectorSettings, ListenError
 from ._store import SQLiteStore, Store, StoreError, WriteResult
 
 __all__ = [
     "Collector",
     "CollectorSettings",
+    "ListenError",
     "Metrics",
     "Record",
     "SQLiteStore",

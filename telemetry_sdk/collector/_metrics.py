@@ -22,13 +22,13 @@ _LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 REASONS = ("size", "protocol", "encoding", "json", "schema", "unknown_field")
 
 # Slots of ``IngestStats.values``.
-_BATCHES, _WRITTEN, _ERRORS, _LOST, _LATENCY_SUM, _ACCEPTED = range(6)
-_REJECTED = 6
+_BATCHES, _WRITTEN, _ERRORS, _LOST, _LATENCY_SUM, _ACCEPTED, _DELETED_RUN = range(7)
+_REJECTED = 7
 _BUCKETS = _REJECTED + len(REASONS)
 _MORE = _BUCKETS + len(_LATENCY_BUCKETS) + 1
 # Counters, then two times (epoch seconds; the latest wins) and a gauge (the current wins).
-_DELETED, _EXPIRED, _LAST_OK, _LAST_ERROR, _HELD = range(_MORE, _MORE + 5)
-INGEST_SLOTS = _MORE + 5
+_EXPIRED, _LAST_OK, _LAST_ERROR, _HELD = range(_MORE, _MORE + 4)
+INGEST_SLOTS = _MORE + 4
 _LATEST = (_LAST_OK, _LAST_ERROR)
 _CURRENT = (_HELD,)
 
@@ -85,8 +85,8 @@ class IngestStats:
         self.values[_LAST_ERROR] = time.time()
 
     def drop_deleted(self, messages: int) -> None:
-        """Count messages dropped because their run was deleted."""
-        self.values[_DELETED] += messages
+        """Count valid messages dropped because their run was deleted (not accepted)."""
+        self.values[_DELETED_RUN] += messages
 
     def expire(self, closes: int, held: int) -> None:
         """Count held Parsl closes that expired; ``held`` are still waiting."""
@@ -107,6 +107,11 @@ class IngestStats:
         return {r: self._int(_REJECTED + i) for i, r in enumerate(REASONS)}
 
     @property
+    def deleted_run(self) -> int:
+        """Valid messages dropped because their run was deleted (not accepted, not written)."""
+        return self._int(_DELETED_RUN)
+
+    @property
     def write_batches(self) -> int:
         """Batches committed."""
         return self._int(_BATCHES)
@@ -125,11 +130,6 @@ class IngestStats:
     def lost(self) -> int:
         """Messages in failed batches."""
         return self._int(_LOST)
-
-    @property
-    def deleted_dropped(self) -> int:
-        """Messages dropped because their run was deleted (not accepted, not written)."""
-        return self._int(_DELETED)
 
     @property
     def held_closes_expired(self) -> int:
@@ -218,7 +218,7 @@ class Metrics:
             "written": ingest.written,
             "rejected": self.rejected_total,
             "rate_limited": self.rate_limited,
-            "deleted_dropped": ingest.deleted_dropped,
+            "deleted_run": ingest.deleted_run,
             "kernel_dropped": self.kernel_dropped,
             "queue_dropped": self.queue_dropped,
             "write_lost": ingest.lost,
@@ -263,6 +263,12 @@ class Metrics:
         metric("write_batches_total", "counter", "Batches committed.", [("", batches)])
         metric("written_total", "counter", "Messages committed.", [("", ingest.written)])
         metric(
+            "deleted_run_dropped_total",
+            "counter",
+            "Valid messages dropped because their run was deleted (not accepted or written).",
+            [("", ingest.deleted_run)],
+        )
+        metric(
             "write_errors_total",
             "counter",
             "Write batches that failed.",
@@ -282,12 +288,6 @@ class Metrics:
             "counter",
             "Datagrams not written because a stop gave up waiting for the writer.",
             [("", self.stop_lost)],
-        )
-        metric(
-            "deleted_dropped_total",
-            "counter",
-            "Messages dropped because their run was deleted.",
-            [("", ingest.deleted_dropped)],
         )
         metric(
             "held_closes_expired_total",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import logging
 import socket
@@ -12,33 +13,34 @@ from typing import Any
 
 from attrs import define, field, frozen
 
+from .._errors import TelemetryError
+from ._admin_token import read_token_file, validate_token
 from ._health import Health, HealthPolicy, assess
 from ._http import CollectorHTTPServer
 from ._metrics import Metrics
+from ._options import (
+    check_address,
+    check_non_negative,
+    check_optional_address,
+    check_positive,
+    option,
+    parse_address,
+    parse_address_or_off,
+    parse_number,
+    parse_whole_number,
+    show_address,
+)
 from ._ratelimit import RateLimiter
 from ._receiver import Receiver
 from ._store import SQLiteStore
 from ._writer import HELD_CLOSE_TTL, Writer, WriterProcess
 
-__all__ = ["Collector", "CollectorSettings", "parse_address"]
+__all__ = ["Collector", "CollectorSettings", "ListenError", "parse_address"]
 
 logger = logging.getLogger("telemetry_sdk.collector")
 
 #: Receive buffer asked for; the kernel caps it at ``net.core.rmem_max`` (doubled).
 RCVBUF = 8 * 1024 * 1024
-
-
-def parse_address(text: str) -> tuple[str, int]:
-    """Parse ``HOST:PORT`` or ``[IPV6]:PORT``; raise ``ValueError``."""
-    rest = text.strip()
-    if rest.startswith("["):
-        host, sep, port = rest[1:].partition("]:")
-    else:
-        host, sep, port = rest.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-        msg = f"expected HOST:PORT (port 0-65535; 0 picks a free port), got {text!r}"
-        raise ValueError(msg)
-    return host, int(port)
 
 
 def _is_loopback(host: str) -> bool:
@@ -49,8 +51,31 @@ def _is_loopback(host: str) -> bool:
 
 
 def _show(address: tuple[Any, ...]) -> str:
-    host, port = address[0], address[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return show_address((address[0], address[1]))
+
+
+class ListenError(TelemetryError, OSError):
+    """The collector cannot listen where it was asked to: the message names the address.
+
+    ``setting`` is the ``CollectorSettings`` field (``udp`` or ``http``), ``address`` the
+    address asked for, ``errno`` the operating system's error number.
+    """
+
+    def __init__(self, setting: str, address: tuple[str, int], cause: OSError) -> None:
+        what = {"udp": "UDP datagrams", "http": "HTTP"}.get(setting, setting)
+        if cause.errno == errno.EADDRINUSE:
+            why = "the address is already in use (is another collector running?)"
+        elif cause.errno == errno.EACCES:
+            why = "permission denied (ports below 1024 need privileges)"
+        elif cause.errno == errno.EADDRNOTAVAIL:
+            why = "this machine has no such address"
+        else:
+            why = cause.strerror or str(cause)
+        msg = f"cannot listen for {what} on {show_address(address)}: {why}"
+        super().__init__(msg)
+        self.errno = cause.errno
+        self.setting = setting
+        self.address = address
 
 
 def _set_receive_buffer(sock: socket.socket, size: int) -> None:
@@ -65,27 +90,111 @@ def _set_receive_buffer(sock: socket.socket, size: int) -> None:
 
 @frozen(kw_only=True)
 class CollectorSettings:
-    """How a collector listens and where it keeps its data."""
+    """How a collector listens and where it keeps its data.
 
-    udp: tuple[str, int] = ("127.0.0.1", 50077)
+    A field with ``metadata=option(...)`` is also a ``telemetry-sdk collector`` option of the
+    same name (``--burst``), whose default is the field's default and whose value the field's
+    validator checks: a new setting with an option is one field here and nothing else.
+    """
+
+    udp: tuple[str, int] = field(
+        default=("127.0.0.1", 50077),
+        validator=check_address,
+        metadata=option(
+            help="where to receive datagrams; port 0 picks a free one",
+            parse=parse_address,
+            metavar="HOST:PORT",
+            show=show_address,
+        ),
+    )
     #: ``None`` runs without HTTP.
-    http: tuple[str, int] | None = ("127.0.0.1", 8000)
-    db: Path = Path("telemetry-collector.db")
+    http: tuple[str, int] | None = field(
+        default=("127.0.0.1", 8000),
+        validator=check_optional_address,
+        metadata=option(
+            help="where to serve the API, the dashboard and the metrics; 'off' disables HTTP",
+            parse=parse_address_or_off,
+            metavar="HOST:PORT",
+            show=show_address,
+        ),
+    )
+    db: Path = field(
+        default=Path("telemetry-collector.db"),
+        metadata=option(help="the SQLite database (WAL mode)", parse=Path, metavar="PATH"),
+    )
     #: Bearer token that allows ``DELETE /api/runs/...``; ``None`` refuses deletion over HTTP.
-    admin_token: str | None = None
+    admin_token: str | None = field(
+        default=None,
+        validator=validate_token,
+        repr=False,
+        metadata=option(
+            name="--admin-token-file",
+            help="file holding the bearer token that allows DELETE over HTTP; it must be "
+            "readable by its owner only (chmod 600)",
+            parse=read_token_file,
+            metavar="FILE",
+            show=lambda _: "none: DELETE over HTTP is refused",
+        ),
+    )
     #: Datagrams per second per source address (0: no limit) and the burst allowed.
-    rate: float = 20.0
-    burst: int = 200
-    #: UDP receive buffer asked for, in bytes (``--rcvbuf``); the kernel may grant less.
-    rcvbuf: int = RCVBUF
+    rate: float = field(
+        default=20.0,
+        validator=check_non_negative,
+        metadata=option(
+            help="datagrams per second allowed from one source address, sustained; "
+            "0 disables the limit",
+            parse=parse_number,
+            metavar="R",
+            show="{:g}".format,
+        ),
+    )
+    burst: int = field(
+        default=200,
+        validator=check_positive,
+        metadata=option(
+            help="datagrams a source may send at once before --rate applies",
+            parse=parse_whole_number,
+            metavar="B",
+        ),
+    )
+    #: UDP receive buffer asked for, in bytes; the kernel may grant less (it is logged).
+    rcvbuf: int = field(
+        default=RCVBUF,
+        validator=check_positive,
+        metadata=option(
+            help="UDP receive buffer to ask the kernel for; the size granted is logged "
+            "(Linux caps it at net.core.rmem_max)",
+            parse=parse_whole_number,
+            metavar="BYTES",
+        ),
+    )
     #: Datagrams received but not yet decoded and written, at most (about 300 bytes each);
     #: beyond it new ones are dropped and counted (``queue_dropped``).
-    max_queued: int = 500_000
+    max_queued: int = field(
+        default=500_000,
+        validator=check_positive,
+        metadata=option(
+            help="datagrams waiting to be written, at most (about 300 bytes each); beyond it "
+            "new ones are dropped and counted; /healthz says 503 above 80 % of it",
+            parse=parse_whole_number,
+            metavar="N",
+        ),
+    )
     #: Write from a supervised child process (the default: the receive loop keeps the GIL
     #: to itself) or from a thread in this process.
     writer_process: bool = True
     #: Seconds a Parsl close is held waiting for its start before it is dropped (7 days).
-    held_close_ttl: float = HELD_CLOSE_TTL
+    held_close_ttl: float = field(
+        default=HELD_CLOSE_TTL,
+        validator=check_non_negative,
+        metadata=option(
+            help="seconds a Parsl close is held waiting for its start before it is dropped "
+            "and counted (604800: 7 days; 0 holds none)",
+            parse=parse_number,
+            metavar="SECONDS",
+            show="{:g}".format,
+        ),
+    )
     #: When ``/healthz`` says 503 (queue fraction, stale writes).
     health: HealthPolicy = field(factory=HealthPolicy)
     #: Seconds ``stop()`` waits for the writer to commit what it was handed.
@@ -166,11 +275,11 @@ class Collector:
         try:
             _set_receive_buffer(sock, settings.rcvbuf)
             sock.bind(settings.udp)
-        except OSError:
+        except OSError as exc:
             sock.close()
             if self._store is not None:
                 self._store.close()
-            raise
+            raise ListenError("udp", settings.udp, exc) from exc
         self._sock = sock
         if settings.writer_process:
             self._writer = WriterProcess(
@@ -186,14 +295,18 @@ class Collector:
         )
         self._receiver.start()
         if settings.http is not None:
-            self._http = CollectorHTTPServer(
-                settings.http,
-                db_path=str(settings.db),
-                metrics=self.metrics,
-                admin_token=settings.admin_token,
-                writable=self._admin,
-                healthy=self.health,
-            )
+            try:
+                self._http = CollectorHTTPServer(
+                    settings.http,
+                    db_path=str(settings.db),
+                    metrics=self.metrics,
+                    admin_token=settings.admin_token,
+                    writable=self._admin,
+                    healthy=self.health,
+                )
+            except OSError as exc:
+                self.stop()
+                raise ListenError("http", settings.http, exc) from exc
             self._http_thread = threading.Thread(
                 target=self._http.serve_forever,
                 kwargs={"poll_interval": 0.2},

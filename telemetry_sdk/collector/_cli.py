@@ -1,0 +1,351 @@
+"""The collector's command line: ``telemetry-sdk collector`` (with its ``leaderboard`` and
+``delete`` commands) and ``telemetry-sdk demo``.
+
+The ``collector`` options are the ``CollectorSettings`` fields that carry an ``option``
+(see ``_options``): name, default and checks all come from the field, so the command and
+``CollectorSettings()`` cannot disagree. The core command (``telemetry_sdk.cli``) lists these
+subcommands without importing this module, and hands their arguments here when one runs.
+Exit status: 0 success, 1 an operational failure, 2 a usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import logging
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import attrs
+import orjson
+
+from .._errors import ConfigurationError
+from ..cli import COLLECTOR_COMMANDS, PROG, Parser
+from ._options import OPTION, Option, parse_whole_number
+from ._service import Collector, CollectorSettings, ListenError
+from ._store import SQLiteStore, StoreError
+
+__all__ = ["build_parser", "format_leaderboard", "main", "settings_from_args"]
+
+logger = logging.getLogger("telemetry_sdk.collector")
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"{PROG} collector: {message}", file=sys.stderr)
+    return code
+
+
+# -- options made from CollectorSettings ------------------------------------------------------
+
+
+def _setting_options() -> Iterator[tuple[attrs.Attribute[Any], Option]]:
+    for attribute in attrs.fields(CollectorSettings):
+        found = attribute.metadata.get(OPTION)
+        if isinstance(found, Option):
+            yield attribute, found
+
+
+def _default(attribute: attrs.Attribute[Any]) -> Any:
+    default = attribute.default
+    factory: Callable[[], Any] | None = getattr(default, "factory", None)  # attrs.Factory
+    return default if factory is None else factory()
+
+
+def _converter(attribute: attrs.Attribute[Any], found: Option) -> Callable[[str], Any]:
+    """The option's text to the setting's value, checked by the field's own validator."""
+
+    def convert(text: str) -> Any:
+        try:
+            value = found.parse(text)
+            if attribute.validator is not None:
+                attribute.validator(None, attribute, value)
+        except (ConfigurationError, ValueError) as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return value
+
+    # argparse names the converter in some messages.
+    convert.__name__ = attribute.name
+    return convert
+
+
+def _add_setting_options(parser: argparse.ArgumentParser) -> None:
+    for attribute, found in _setting_options():
+        shown = found.show(_default(attribute)).replace("%", "%%")
+        parser.add_argument(
+            found.flag(attribute.name),
+            dest=attribute.name,
+            metavar=found.metavar,
+            type=_converter(attribute, found),
+            # Only what was given lands in the namespace: every default is the field's own.
+            default=argparse.SUPPRESS,
+            help=f"{found.help.replace('%', '%%')} (default: {shown})",
+        )
+
+
+def settings_from_args(args: argparse.Namespace) -> CollectorSettings:
+    """The settings the parsed ``collector`` options ask for; the rest keep their defaults."""
+    given = {a.name: getattr(args, a.name) for a, _ in _setting_options() if hasattr(args, a.name)}
+    return CollectorSettings(**given)
+
+
+# -- telemetry-sdk collector -------------------------------------------------------------------
+
+
+def _write_ready_file(path: str, collector: Collector) -> None:
+    data = {
+        "udp": list(collector.udp_address),
+        "http": list(collector.http_address) if collector.http_address else None,
+        "pid": os.getpid(),
+    }
+    target = Path(path)
+    temporary = target.with_name(target.name + ".tmp")
+    temporary.write_text(json.dumps(data), encoding="utf-8")
+    temporary.replace(target)
+
+
+def _listen_failure(exc: ListenError) -> str:
+    if exc.errno != errno.EADDRINUSE:
+        return str(exc)
+    flag = attrs.fields_dict(CollectorSettings)[exc.setting].metadata[OPTION].flag(exc.setting)
+    return (
+        f"{exc}. Stop the process that holds it, or choose another address with "
+        f"{flag} HOST:PORT (port 0 picks a free one)"
+    )
+
+
+def _run_collector(args: argparse.Namespace) -> int:
+    """Run the collector until SIGINT or SIGTERM, then drain, commit and exit 0."""
+    logging.basicConfig(
+        level=getattr(logging, args.log_level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        settings = settings_from_args(args)
+    except (ConfigurationError, ValueError) as exc:
+        return _fail(str(exc), 2)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _: FrameType | None) -> None:
+        logger.info("received %s, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    collector = Collector(settings)
+    try:
+        try:
+            collector.start()
+        except ListenError as exc:
+            return _fail(_listen_failure(exc))
+        except StoreError as exc:
+            return _fail(str(exc))
+        except sqlite3.Error as exc:
+            return _fail(f"cannot open the database {settings.db}: {exc}")
+        except OSError as exc:
+            return _fail(f"cannot start: {exc.strerror or exc}")
+        if args.ready_file:
+            try:
+                _write_ready_file(args.ready_file, collector)
+            except OSError as exc:
+                return _fail(f"cannot write the ready file {args.ready_file}: {exc.strerror}")
+        while not stop.wait(0.5):
+            pass
+    finally:
+        collector.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 0
+
+
+# -- telemetry-sdk collector leaderboard / delete ---------------------------------------------
+
+
+def _open_existing(path: str, *, readonly: bool) -> SQLiteStore | None:
+    if not Path(path).is_file():
+        _fail(f"no database at {path}")
+        return None
+    try:
+        return SQLiteStore.open(path, readonly=readonly)
+    except StoreError as exc:
+        _fail(str(exc))
+        return None
+
+
+def _print_leaderboard(args: argparse.Namespace) -> int:
+    """Print the leaderboard of one product, or of every product, from the database."""
+    store = _open_existing(args.db, readonly=True)
+    if store is None:
+        return 1
+    try:
+        products = [args.product] if args.product else [p["product"] for p in store.products()]
+        boards = {p: store.leaderboard(p, args.limit) for p in products}
+    finally:
+        store.close()
+    if args.json:
+        print(orjson.dumps(boards, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    if not products:
+        print("no runs yet")
+    for product in products:
+        print(format_leaderboard(product, boards[product]))
+    return 0
+
+
+def format_leaderboard(product: str, rows: list[dict[str, object]]) -> str:
+    """A plain-text leaderboard table."""
+    lines = [f"Leaderboard for {product}"]
+    if not rows:
+        lines.append("  (no named projects yet)")
+        return "\n".join(lines)
+    width = max(7, *(len(str(r["project"])) for r in rows))
+    lines.append(f"  {'rank':>4}  {'project':<{width}}  {'points':>6}  {'runs':>6}")
+    for row in rows:
+        lines.append(
+            f"  {row['rank']:>4}  {row['project']!s:<{width}}  {row['points']:>6}  {row['runs']:>6}"
+        )
+    return "\n".join(lines)
+
+
+def _delete_run(args: argparse.Namespace) -> int:
+    """Delete everything held about one run, from every view."""
+    correlator = args.correlator.strip().lower()
+    if _UUID.fullmatch(correlator) is None:
+        return _fail(f"a correlator is a UUID, got {args.correlator!r}", 2)
+    store = _open_existing(args.db, readonly=False)
+    if store is None:
+        return 1
+    try:
+        deleted = store.delete_run(correlator)
+    finally:
+        store.close()
+    if deleted:
+        print(f"deleted run {correlator} ({deleted} record{'s' if deleted > 1 else ''})")
+    else:
+        print(f"nothing held about run {correlator}; it will be dropped if it arrives")
+    return 0
+
+
+# -- telemetry-sdk demo -----------------------------------------------------------------------
+
+
+def _find_demo() -> Path | None:
+    """``examples/demo.py`` of a source checkout: here, or next to this package."""
+    checkout = Path(__file__).resolve().parents[2]
+    for base in (Path.cwd(), checkout):
+        path = base / "examples" / "demo.py"
+        if path.is_file():
+            return path
+    return None
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    path = _find_demo()
+    if path is None:
+        print(
+            f"{PROG}: the demo ships with the source (examples/demo.py); "
+            "run it from a checkout of telemetry-sdk",
+            file=sys.stderr,
+        )
+        return 1
+    command = [sys.executable, str(path)] + (["--no-wait"] if args.no_wait else [])
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 130
+
+
+# -- the parser ---------------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = parse_whole_number(text)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if value < 1:
+        msg = f"expected a whole number >= 1, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def add_commands(commands: Any) -> None:
+    """Add ``collector`` (with ``leaderboard`` and ``delete``) and ``demo`` to ``commands``."""
+    collector = commands.add_parser(
+        "collector",
+        help=COLLECTOR_COMMANDS["collector"],
+        description=(
+            "Receive usage datagrams over UDP, keep them in SQLite and serve the leaderboard, "
+            "stats, dashboard and metrics over HTTP. Listens on loopback unless told otherwise."
+        ),
+    )
+    _add_setting_options(collector)
+    collector.add_argument(
+        "--ready-file",
+        metavar="FILE",
+        help="write the bound UDP and HTTP addresses as JSON to FILE once listening",
+    )
+    collector.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="logging level (default: INFO)",
+    )
+    collector.set_defaults(func=_run_collector)
+
+    actions = collector.add_subparsers(title="operator commands", metavar="COMMAND")
+    leaderboard = actions.add_parser(
+        "leaderboard", help="print the leaderboard from a database, without HTTP"
+    )
+    leaderboard.add_argument("--db", required=True, metavar="PATH", help="SQLite database")
+    leaderboard.add_argument("--product", help="one product (default: every product)")
+    leaderboard.add_argument(
+        "--limit", type=_positive_int, default=50, help="rows per product (default: 50)"
+    )
+    leaderboard.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    leaderboard.set_defaults(func=_print_leaderboard)
+
+    delete = actions.add_parser(
+        "delete", help="delete everything held about one run (honour a deletion request)"
+    )
+    delete.add_argument("--db", required=True, metavar="PATH", help="SQLite database")
+    delete.add_argument("correlator", help="the run's correlator (a UUID)")
+    delete.set_defaults(func=_delete_run)
+
+    demo = commands.add_parser(
+        "demo",
+        help=COLLECTOR_COMMANDS["demo"],
+        description=(
+            "Start a collector on free loopback ports with a temporary database, run the example "
+            "workflow at levels 1-3, print what was sent, the leaderboard and the dashboard URL."
+        ),
+    )
+    demo.add_argument(
+        "--no-wait", action="store_true", help="exit when done instead of serving until Ctrl-C"
+    )
+    demo.set_defaults(func=_run_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of the collector's subcommands, as ``telemetry-sdk`` shows them."""
+    parser = Parser(prog=PROG)
+    add_commands(parser.add_subparsers(title="commands", metavar="COMMAND", required=True))
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run ``telemetry-sdk collector ...`` or ``telemetry-sdk demo ...``; return the status."""
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
