@@ -271,6 +271,12 @@ class TestUnwritableDatabase:
         assert "cannot write the database" in str(failure.value)
         assert "receiving UDP" not in collector.log()
 
+    def test_refuses_a_database_in_a_missing_directory(self, tmp_path: Path) -> None:
+        """A path whose directory does not exist: StoreError naming the file."""
+        db = tmp_path / "no-such-directory" / "usage.db"
+        with pytest.raises(StoreError, match=f"cannot write the database {re.escape(str(db))}"):
+            SQLiteStore.open(db)
+
     @pytest.mark.skipif(os.geteuid() == 0, reason="root may write read-only files")
     def test_refuses_a_read_only_file_or_directory(self, tmp_path: Path) -> None:
         """A read-only file, or a directory where -wal cannot be made: refused by the store."""

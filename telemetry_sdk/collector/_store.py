@@ -450,12 +450,13 @@ class SQLiteStore:
         text = str(path)
         if readonly:
             uri = f"{Path(text).resolve().as_uri()}?mode=ro"
-            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout = 5000")
-            conn.execute("PRAGMA query_only = ON")
-            return cls(text, conn, readonly=True)
-        conn = sqlite3.connect(text, isolation_level=None, check_same_thread=False)
+            reader = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            reader.execute("PRAGMA busy_timeout = 5000")
+            reader.execute("PRAGMA query_only = ON")
+            return cls(text, reader, readonly=True)
+        conn: sqlite3.Connection | None = None
         try:
+            conn = sqlite3.connect(text, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout = 10000")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -470,7 +471,8 @@ class SQLiteStore:
                 msg = "SQLite could not switch it to WAL mode (it needs to create -wal and -shm)"
                 raise sqlite3.OperationalError(msg)
         except sqlite3.Error as exc:
-            conn.close()
+            if conn is not None:
+                conn.close()
             msg = (
                 f"cannot write the database {text}: {exc}; the collector needs to write the "
                 "file and to create files next to it (-wal, -shm): check the permissions "
