@@ -23,6 +23,7 @@ from _collector_support import (
     wait_for,
 )
 
+from telemetry_sdk._errors import ConfigurationError
 from telemetry_sdk._wire import Component
 from telemetry_sdk.collector import (
     Collector,
@@ -251,6 +252,13 @@ class TestHealthDecision:
         assert verdict.body["reasons"] == ["writes_stalled"]
         metrics.waiting = 0
         assert assess(metrics, writer_alive=True, max_queued=100, now=later).status == 200
+
+    def test_policy_values_are_checked(self) -> None:
+        """A queue fraction outside (0, 1] or a non-positive stale time is refused."""
+        with pytest.raises(ConfigurationError, match="queue_fraction"):
+            HealthPolicy(queue_fraction=1.5)
+        with pytest.raises(ConfigurationError, match="stale_seconds"):
+            HealthPolicy(stale_seconds=0)
 
 
 @pytest.mark.slow

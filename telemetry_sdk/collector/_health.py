@@ -11,8 +11,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from attrs import frozen
+from attrs import Attribute, field, frozen
 
+from .._errors import ConfigurationError
 from ._metrics import Metrics
 
 __all__ = ["Health", "HealthPolicy", "assess"]
@@ -24,14 +25,26 @@ QUEUE_NEAR_FULL = "queue_near_full"
 WRITES_STALLED = "writes_stalled"
 
 
+def _check_fraction(_: object, attribute: Attribute[Any], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        msg = f"{attribute.name} must be a number in (0, 1], got {value!r}"
+        raise ConfigurationError(msg)
+
+
+def _check_seconds(_: object, attribute: Attribute[Any], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e9:
+        msg = f"{attribute.name} must be a number of seconds > 0, got {value!r}"
+        raise ConfigurationError(msg)
+
+
 @frozen(kw_only=True)
 class HealthPolicy:
     """The thresholds of ``assess``."""
 
     #: Unhealthy when more than this fraction of ``max_queued`` datagrams are waiting.
-    queue_fraction: float = 0.8
+    queue_fraction: float = field(default=0.8, validator=_check_fraction)
     #: Unhealthy when datagrams wait and nothing was committed for this long (seconds).
-    stale_seconds: float = 30.0
+    stale_seconds: float = field(default=30.0, validator=_check_seconds)
 
 
 @frozen

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from attrs import define, field, frozen
+from attrs.validators import instance_of
 
 from .._errors import TelemetryError
 from ._admin_token import read_token_file, validate_token
@@ -196,9 +197,9 @@ class CollectorSettings:
         ),
     )
     #: When ``/healthz`` says 503 (queue fraction, stale writes).
-    health: HealthPolicy = field(factory=HealthPolicy)
+    health: HealthPolicy = field(factory=HealthPolicy, validator=instance_of(HealthPolicy))
     #: Seconds ``stop()`` waits for the writer to commit what it was handed.
-    stop_timeout: float = 120.0
+    stop_timeout: float = field(default=120.0, validator=check_non_negative)
 
 
 @define
