@@ -30,9 +30,9 @@ import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
-from attrs import frozen
+from attrs import field, frozen
 
-from . import _settings
+from . import _logsettings, _settings
 from ._config import Config, Endpoint, Level, Product, parse_endpoint
 from ._errors import ConfigurationError, TrackingSettingWarning
 
@@ -81,14 +81,25 @@ class Decision:
     endpoint: Endpoint
     #: Preview mode: print and log each message instead of sending it.
     debug: bool
-    log_path: Path
+    #: None when no path can be worked out (no ``HOME`` and no passwd entry): not logged to a file.
+    log_path: Path | None
     #: Where ``endpoint`` came from: ``"product"``, ``"config"`` or the variable's name.
     endpoint_source: str = "product"
+    #: The log's rotation size and kept generations (``<PRODUCT>_USAGE_TRACKING_LOG_*``).
+    log_limits: _logsettings.LogLimits = field(factory=_logsettings.LogLimits)
 
 
 def default_log_path(product: Product, environ: Mapping[str, str]) -> Path:
     """``$XDG_STATE_HOME/<product>/usage.jsonl``, else ``~/.local/state/<product>/usage.jsonl``."""
     return state_home(environ) / product.name / "usage.jsonl"
+
+
+def _log_path_if_known(product: Product, environ: Mapping[str, str]) -> Path | None:
+    """The default log path, or None when there is no home to put it in."""
+    try:
+        return default_log_path(product, environ)
+    except (RuntimeError, KeyError, OSError):  # HOME unset and the uid has no passwd entry
+        return None
 
 
 def state_home(environ: Mapping[str, str]) -> Path:
@@ -221,7 +232,12 @@ def outside_readings(
     if stop_at_zero and any(r.ceiling == Level.OFF for r in readings):
         readings.append(Reading("saved settings", None, "not read (already off)"))
     else:
-        readings.extend(read_saved(product.name, _settings.settings_path(environ)))
+        try:
+            path = _settings.settings_path(environ)
+        except (RuntimeError, KeyError, OSError):  # no HOME and no passwd entry: none saved
+            readings.append(Reading("saved settings", None, "no home directory -> none saved"))
+        else:
+            readings.extend(read_saved(product.name, path))
     debug_reading, debug = read_debug(prefix, environ)
     readings.append(debug_reading)
     return readings, endpoint, debug
@@ -268,6 +284,8 @@ def decide(config: Config, product: Product, environ: Mapping[str, str] | None =
 #: The variables a decision depends on, besides the ``<PRODUCT>_USAGE_TRACKING*`` ones.
 _KEY_VARIABLES = ("DO_NOT_TRACK", "XDG_STATE_HOME", "XDG_CONFIG_HOME", "HOME")
 _REMEMBERED_MAX = 64
+#: The ``<PRODUCT>_USAGE_TRACKING*`` variables a decision depends on.
+_PRODUCT_SUFFIXES = ("", "_ENDPOINT", "_DEBUG", "_LOG_MAX_BYTES", "_LOG_BACKUPS")
 
 
 @frozen
@@ -288,7 +306,10 @@ def _settings_stamp(environ: Mapping[str, str]) -> tuple[int, ...] | None:
     where = (environ.get("XDG_CONFIG_HOME"), environ.get("HOME"))
     path = _settings_paths.get(where)
     if path is None:
-        path = _settings_paths[where] = os.fspath(_settings.settings_path(environ))
+        try:
+            path = _settings_paths[where] = os.fspath(_settings.settings_path(environ))
+        except (RuntimeError, KeyError, OSError):  # no home: nothing to stat, nothing saved
+            return None
     try:
         st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
@@ -309,7 +330,7 @@ def _decide_remembered(config: Config, product: Product) -> Decision:
         product,
         stamp,
         *(env.get(name) for name in _KEY_VARIABLES),
-        *(env.get(prefix + suffix) for suffix in ("", "_ENDPOINT", "_DEBUG")),
+        *(env.get(prefix + suffix) for suffix in _PRODUCT_SUFFIXES),
     )
     found = _remembered.get(key) if stamp is not None else None
     if found is not None:
@@ -331,7 +352,7 @@ def _decide(
     env: Mapping[str, str],
     problems: list[tuple[str, str]] | None = None,
 ) -> Decision:
-    log_path = config.log_path or default_log_path(product, env)
+    log_path = config.log_path or _log_path_if_known(product, env)
     configured: tuple[Endpoint, str] = (
         (config.endpoint, "config")
         if config.endpoint is not None
@@ -360,6 +381,11 @@ def _decide(
     endpoint, endpoint_source = (
         (override, f"{product.env_prefix}_ENDPOINT") if override is not None else configured
     )
+    log_limits, limit_problems = _logsettings.read_log_limits(product.env_prefix, env)
+    for problem in limit_problems:
+        _warn(problem, ("log limits", problem))
+        if problems is not None:
+            problems.append(("log limits", problem))
     return Decision(
         level=level,
         sources=(f"config: {_describe(config.usage_tracking)}", *(r.line for r in readings)),
@@ -368,6 +394,7 @@ def _decide(
         debug=debug,
         log_path=log_path,
         endpoint_source=endpoint_source,
+        log_limits=log_limits,
     )
 
 

@@ -69,12 +69,12 @@ class _SpansOffError(Exception):
     """Spans cannot be produced; the message says why and what to do."""
 
 
-def run_span(product: Product, value: str, log_path: Path) -> RunSpan | None:
+def run_span(product: Product, value: str, log_path: Path | None) -> RunSpan | None:
     """The span of one run, or None when ``value`` says off or spans cannot be set up."""
     word = value.strip()
     if word.lower() in _OFF:
         return None
-    spans_file = log_path.parent / SPANS_FILE
+    spans_file = None if log_path is None else log_path.parent / SPANS_FILE
     key = (product.name, word, str(spans_file) if word.lower() == "file" else "")
     with _setup_lock:
         if key not in _tracers:
@@ -83,7 +83,7 @@ def run_span(product: Product, value: str, log_path: Path) -> RunSpan | None:
     return None if tracer is None else RunSpan(tracer, f"{product.name}.run")
 
 
-def _set_up(product: Product, word: str, spans_file: Path) -> Tracer | None:
+def _set_up(product: Product, word: str, spans_file: Path | None) -> Tracer | None:
     name = f"{product.env_prefix}{SUFFIX}"
     try:
         return _tracer(word, spans_file, product.name)
@@ -98,7 +98,7 @@ def _set_up(product: Product, word: str, spans_file: Path) -> Tracer | None:
     return None
 
 
-def _tracer(word: str, spans_file: Path, service: str) -> Tracer:
+def _tracer(word: str, spans_file: Path | None, service: str) -> Tracer:
     lowered = word.lower()
     hook = _HOOK.fullmatch(word)
     if lowered not in _GLOBAL and lowered != "file" and hook is None:
@@ -111,6 +111,12 @@ def _tracer(word: str, spans_file: Path, service: str) -> Tracer:
         raise _SpansOffError(msg) from None
     provider: Any
     if lowered == "file":
+        if spans_file is None:
+            msg = (
+                "the spans file goes beside the local log, and no log path is known (no home "
+                "directory); set XDG_STATE_HOME, HOME or Config(log_path=...)"
+            )
+            raise _SpansOffError(msg)
         try:
             from ._spanfile import file_provider
         except ImportError:

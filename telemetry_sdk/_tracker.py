@@ -1,14 +1,18 @@
 """``UsageTracker``: the lifecycle of one run (start, apps, close) and the exit hook.
 
 The calling thread never does more than take a time stamp, bump a counter or queue a job;
-building, logging and sending happen on the worker (see ``_transport``). When the effective
-level is 0 nothing is built: no route, no lock, no thread, no socket, no file, no log line.
+building, logging and sending happen on the worker (see ``_transport``). Runs left open are
+closed by an ``atexit`` hook and, in ``multiprocessing`` children (which end with
+``os._exit``), by a ``multiprocessing.util.Finalize`` that runs in the child's own shutdown.
+When the effective level is 0 nothing is built: no route, no lock, no thread, no socket, no
+file, no log line.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import sys
 import threading
 import time
 import weakref
@@ -53,6 +57,11 @@ _open: set[UsageTracker] = set()
 _live: weakref.WeakSet[UsageTracker] = weakref.WeakSet()
 _registry_lock = threading.Lock()
 _atexit_registered = False
+#: The process that checked whether it is a multiprocessing child (and then registered the
+#: shutdown hook); 0: none yet. A forked child checks again.
+_finalizer_pid = 0
+#: Runs after the host's own ``Finalize`` callbacks of priority 0-9 and before those above.
+_FINALIZE_PRIORITY = 10
 
 
 def _new_correlator() -> str:
@@ -115,6 +124,7 @@ class UsageTracker:
                 endpoint=decision.endpoint,
                 log_path=decision.log_path,
                 preview=bool(decision.debug),
+                log_limits=decision.log_limits,
             )
             self._lock = threading.Lock()
             self._level = int(decision.level)
@@ -299,14 +309,40 @@ def _register_open(tracker: UsageTracker) -> None:
             if not _atexit_registered:
                 atexit.register(_close_at_exit)
                 _atexit_registered = True
+    if _finalizer_pid != os.getpid():
+        _register_multiprocessing_exit()
+
+
+def _register_multiprocessing_exit() -> None:
+    """In a multiprocessing child, close open runs in multiprocessing's own shutdown.
+
+    Fork and forkserver children end with ``os._exit``, so ``atexit`` never runs there; a
+    ``Finalize`` with an exit priority runs in ``multiprocessing.util._exit_function``, which
+    every start method calls when the child's work ends normally (a ``Process`` returning, a
+    pool worker leaving after ``close()``/``join()``). Nothing is imported for this: a host
+    that uses multiprocessing has already loaded it.
+    """
+    global _finalizer_pid
+    with _registry_lock:
+        if _finalizer_pid == os.getpid():
+            return
+        _finalizer_pid = os.getpid()  # checked once per process
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is None or multiprocessing.parent_process() is None:
+        return
+    from multiprocessing import util
+
+    util.Finalize(None, _close_at_exit, exitpriority=_FINALIZE_PRIORITY)
 
 
 def _close_at_exit() -> None:
-    """Close every tracker the host left open, without starting a thread."""
+    """Close every tracker the host left open, without starting a thread; write the log out.
+
+    Bounded: at most ``DRAIN_TIMEOUT`` for delivery, then at most ``LOG_DRAIN_TIMEOUT`` for the
+    local log's last lines (a hung filesystem costs that much, never more).
+    """
     with capture_internal_exceptions():
         trackers = list(_open)
-        if not trackers:
-            return
         alive = _transport.worker_alive()
         for tracker in trackers:
             with capture_internal_exceptions():
@@ -320,7 +356,9 @@ def _close_at_exit() -> None:
                     _transport.send_inline(job)
         if alive:
             _transport.hurry()
-            _transport.flush(_transport.DRAIN_TIMEOUT)
+            if not _transport.flush(_transport.DRAIN_TIMEOUT):
+                _transport.take_over()  # the worker is stuck: settle its messages here
+        _transport.flush_log()
 
 
 def _after_fork_in_child() -> None:

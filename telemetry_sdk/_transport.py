@@ -2,13 +2,18 @@
 hard deadline, and a direct path for interpreter exit.
 
 The calling thread only builds a :class:`Job` and puts it on the queue (:func:`submit`).
-The worker builds the message (the component walk), encodes it, writes the payload line of
-the local log, resolves the destination once (in a short-lived daemon thread, waited for at
-most :data:`RESOLVE_TIMEOUT`), sends the datagram from a non-blocking UDP socket and writes
-the outcome line. Socket errors are outcomes, never exceptions.
+The worker builds the message (the component walk), encodes it, hands the payload line to the
+local log (whose own thread writes the file, see ``_locallog``), resolves the destination once
+(in a short-lived daemon thread, waited for at most :data:`RESOLVE_TIMEOUT`), sends the
+datagram from a non-blocking UDP socket and hands over the outcome line. Socket errors are
+outcomes, never exceptions.
 
 At exit no thread may be started (Python 3.12 forbids it), so :func:`send_inline` does the
-same work on the calling thread with the address already known, and never resolves.
+same work on the calling thread with the address already known, and never resolves. If the
+worker itself is stuck at exit (a look-up it had to run on its own thread because no resolver
+thread could start), :func:`take_over` gives its current message a ``failed`` outcome and
+handles the queued ones on the exiting thread; :func:`_settle` makes sure each message gets
+exactly one outcome, whoever decides it.
 
 After ``os.fork()`` the child gets a fresh queue, fresh locks and no worker; the parent's
 queued jobs are not sent twice.
@@ -22,7 +27,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from queue import SimpleQueue
+from queue import Empty, SimpleQueue
 from typing import TYPE_CHECKING, Any
 
 from attrs import define, field
@@ -35,6 +40,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ._locallog import LogWriter
+    from ._logsettings import LogLimits
     from ._wire import Message
 
 # Only the queue and the worker's bookkeeping are needed on the calling thread. The modules
@@ -50,9 +56,11 @@ __all__ = [
     "Job",
     "Route",
     "flush",
+    "flush_log",
     "hurry",
     "send_inline",
     "submit",
+    "take_over",
     "worker_alive",
 ]
 
@@ -83,8 +91,10 @@ class Route:
     correlator: str
     level: int
     endpoint: Endpoint
-    log_path: Path
+    #: None when no log path could be worked out: the ``telemetry_sdk`` logger only.
+    log_path: Path | None
     preview: bool
+    log_limits: LogLimits
     failure: str | None = None
     #: ``time.monotonic()`` when the run began closing; -1 while it is open.
     closing_at: float = -1.0
@@ -97,6 +107,13 @@ class Job:
     route: Route
     kind: str
     build: Callable[[], Message]
+    #: ``_QUEUED``, then ``_LOGGED`` (payload line written), then ``_SETTLED`` (outcome decided).
+    stage: int = 0
+    #: The datagram's size once it is built.
+    nbytes: int | None = None
+
+
+_QUEUED, _LOGGED, _SETTLED = 0, 1, 2
 
 
 @define
@@ -131,6 +148,10 @@ class _State:
         self.hurry_at = -1.0
         #: ``time.monotonic()`` when the worker began a look-up on its own thread; -1 if not.
         self.inline_since = -1.0
+        #: The job the worker is handling; the exit path settles it if the worker is stuck.
+        self.current: Job | None = None
+        #: Held while a job's outcome is decided, so the worker and the exit path never both do.
+        self.settle_lock = threading.Lock()
         self.dropped = 0
         self.dropped_jobs: deque[Job] = deque(maxlen=_DROPPED_KEPT)
         self.resolutions: dict[Endpoint, _Resolution] = {}
@@ -214,19 +235,30 @@ def worker_alive() -> bool:
 
 
 def flush(timeout: float = DRAIN_TIMEOUT) -> bool:
-    """Wait at most ``timeout`` seconds for every job queued so far; True if all were done."""
+    """Wait at most ``timeout`` seconds for every job queued so far and its log lines.
+
+    True if all were sent (or failed) and logged. The wait for the log stops early when a
+    file operation stalls (``_locallog.LOG_STALL``): a hung filesystem never holds it up.
+    """
     state = _state
+    deadline = time.monotonic() + timeout
     if not worker_alive():
-        return state.queue.empty()
+        return state.queue.empty() and _flush_log(state, deadline)
     marker = _Marker()
     state.queue.put(marker)
-    deadline = time.monotonic() + timeout
     while not marker.event.wait(min(0.01, max(0.0, deadline - time.monotonic()))):
         now = time.monotonic()
         inline = state.inline_since
         if now >= deadline or (inline >= 0 and now >= inline + RESOLVE_GRACE):
             return False  # the worker is stuck in a look-up it cannot abandon: stop waiting
-    return True
+    return _flush_log(state, deadline)
+
+
+def _flush_log(state: _State, deadline: float) -> bool:
+    log = state._log
+    if log is None:
+        return True
+    return log.flush(max(0.0, deadline - time.monotonic()))
 
 
 def hurry(route: Route | None = None) -> None:
@@ -266,45 +298,112 @@ def send_inline(job: Job) -> None:
     _process(_state, job, resolve=False)
 
 
+def take_over() -> None:
+    """At exit, when ``flush`` gave up: settle the worker's work here, without waiting.
+
+    The worker may be stuck in a name look-up it had to do on its own thread (no thread can
+    start once Python 3.12+ is shutting down). Its current message gets a ``failed`` outcome
+    and every queued message is handled here without resolving, so each message of every run
+    has its payload line and an outcome in the log.
+    """
+    state = _state
+    with _guard.capture_internal_exceptions():
+        job = state.current
+        if job is not None and job.stage == _LOGGED:
+            reason = "name resolution did not finish before exit"
+            if _settle(state, job):
+                job.route.failure = job.route.failure or reason
+                _record_outcome(state, job, "failed", reason, job.nbytes)
+        while True:
+            try:
+                item = state.queue.get_nowait()
+            except Empty:
+                return
+            if isinstance(item, _Marker):
+                item.event.set()
+            else:
+                _process(state, item, resolve=False)
+
+
+def flush_log() -> bool:
+    """At exit: wait at most ``_locallog.LOG_DRAIN_TIMEOUT`` for the log's queued lines.
+
+    No early stop here: with many processes sharing one log, waiting for its lock is slow,
+    not stuck, and these are the process's last lines.
+    """
+    log = _state._log
+    return True if log is None else log.flush(stall=None)
+
+
+def _settle(state: _State, job: Job) -> bool:
+    """Claim the right to decide ``job``'s outcome; False if it was already decided."""
+    with state.settle_lock:
+        if job.stage == _SETTLED:
+            return False
+        job.stage = _SETTLED
+        return True
+
+
 def _process(state: _State, job: Job, *, resolve: bool) -> None:
     route = job.route
+    if resolve:
+        state.current = job
     with _guard.capture_internal_exceptions():
-        # A host name is looked up while this message is built, encoded and logged.
-        unknown = resolve and not route.preview and route.endpoint not in state.resolutions
-        if unknown and _literal(route.endpoint) is None:
-            _lookup(state, route.endpoint, route.correlator)
-        from ._locallog import outcome_record, payload_record
-        from ._wire import encode
+        try:
+            # A host name is looked up while this message is built, encoded and logged.
+            unknown = resolve and not route.preview and route.endpoint not in state.resolutions
+            if unknown and _literal(route.endpoint) is None:
+                _lookup(state, route.endpoint, route.correlator)
+            from ._locallog import payload_record
+            from ._wire import encode
 
-        payload, _ = encode(job.build())
-        _announce(state, route)
-        _record(
-            state,
-            job,
-            payload_record,
-            level=route.level,
-            destination=str(route.endpoint),
-            payload=payload,
-        )
-        outcome: str
-        reason: str | None
-        if route.preview:
-            outcome, reason = "preview", "preview mode: printed, not sent"
-            print(
-                f"telemetry-sdk preview ({route.product} {job.kind} message, not sent): "
-                + payload.decode("utf-8"),
-                file=sys.stderr,
+            payload, _ = encode(job.build())
+            _announce(state, route)
+            _record(
+                state,
+                job,
+                payload_record,
+                level=route.level,
+                destination=str(route.endpoint),
+                payload=payload,
             )
-        else:
-            outcome, reason = _send(state, route, payload, resolve=resolve)
-        _record(state, job, outcome_record, outcome=outcome, reason=reason, nbytes=len(payload))
+            job.nbytes = len(payload)
+            job.stage = _LOGGED
+            outcome: str
+            reason: str | None
+            if route.preview:
+                if not _settle(state, job):
+                    return
+                print(
+                    f"telemetry-sdk preview ({route.product} {job.kind} message, not sent): "
+                    + payload.decode("utf-8"),
+                    file=sys.stderr,
+                )
+                outcome, reason = "preview", "preview mode: printed, not sent"
+            else:
+                settled = _send(state, job, payload, resolve=resolve)
+                if settled is None:
+                    return  # the exit path gave this message its outcome
+                outcome, reason = settled
+            _record_outcome(state, job, outcome, reason, len(payload))
+        finally:
+            if resolve:
+                state.current = None
+
+
+def _record_outcome(
+    state: _State, job: Job, outcome: str, reason: str | None, nbytes: int | None
+) -> None:
+    from ._locallog import outcome_record
+
+    _record(state, job, outcome_record, outcome=outcome, reason=reason, nbytes=nbytes)
 
 
 def _record(state: _State, job: Job, make: Callable[..., dict[str, Any]], **fields: Any) -> None:
     """Write one local-log line about ``job``: ``make`` is a ``_locallog`` record builder."""
     route = job.route
     record = make(product=route.product, correlator=route.correlator, kind=job.kind, **fields)
-    state.log.write(route.log_path, record)
+    state.log.write(route.log_path, record, route.log_limits)
 
 
 def _log_dropped(state: _State) -> None:
@@ -333,37 +432,42 @@ def _announce(state: _State, route: Route) -> None:
     from ._locallog import logger
 
     logger.info(
-        "usage tracking for %s is on at level %d%s: messages go to %s and are logged in %s; "
+        "usage tracking for %s is on at level %d%s: messages go to %s and are logged %s; "
         "turn it off with %s=0, DO_NOT_TRACK=1 or 'telemetry-sdk disable --product %s'",
         route.product,
         route.level,
         " (preview mode: printed, not sent)" if route.preview else "",
         route.endpoint,
-        route.log_path,
+        "here only" if route.log_path is None else f"in {route.log_path}",
         route.env_var,
         route.product,
     )
 
 
-def _send(state: _State, route: Route, payload: bytes, *, resolve: bool) -> tuple[str, str | None]:
-    """Send one datagram; return ``(outcome, reason)``."""
+def _send(
+    state: _State, job: Job, payload: bytes, *, resolve: bool
+) -> tuple[str, str | None] | None:
+    """Send one datagram; return ``(outcome, reason)``, or None if the exit path settled it."""
     import socket
 
-    if route.failure is not None:
-        return "failed", route.failure
-    address = _address(state, route, resolve=resolve)
-    if address is None:
-        return "failed", route.failure or "no address"
-    family, sockaddr = address
-    try:
-        sock = state.sockets.get(family)
-        if sock is None:
-            sock = socket.socket(family, socket.SOCK_DGRAM)
-            sock.setblocking(False)
-            state.sockets[family] = sock
-        sock.sendto(payload, sockaddr)
-    except OSError as exc:
-        return "failed", _describe_error(exc)
+    route = job.route
+    address = None if route.failure is not None else _address(state, route, resolve=resolve)
+    with state.settle_lock:
+        if job.stage == _SETTLED:
+            return None
+        job.stage = _SETTLED
+        if address is None:
+            return "failed", route.failure or "no address"
+        family, sockaddr = address
+        try:
+            sock = state.sockets.get(family)
+            if sock is None:
+                sock = socket.socket(family, socket.SOCK_DGRAM)
+                sock.setblocking(False)
+                state.sockets[family] = sock
+            sock.sendto(payload, sockaddr)
+        except OSError as exc:
+            return "failed", _describe_error(exc)
     return "sent", None
 
 

@@ -9,14 +9,16 @@ operational failure (e.g. the settings file cannot be written), 2 a usage error.
 from __future__ import annotations
 
 import argparse
+import heapq
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import _consent, _settings
+from . import _consent, _logsettings, _settings
 from ._config import Endpoint, Level, Product
 from ._errors import SERVER_EXTRA_HINT, ConfigurationError
 
@@ -88,20 +90,25 @@ def _settings_file_line(path: Path) -> str:
 
 
 def _log_line(path: Path) -> str:
-    from ._locallog import read_log
+    from ._locallog import iter_log
 
     try:
-        records = read_log(path)
+        messages = sum(1 for r in iter_log(path) if r.get("event") == "payload")
     except OSError as exc:
         return f"local log: {path} (cannot be read: {exc.strerror or exc})"
     if not path.exists():
         return f"local log: {path} (no messages yet)"
-    messages = sum(1 for r in records if r.get("event") == "payload")
     return f"local log: {path} ({messages} message{'s' if messages != 1 else ''})"
 
 
 def _product_variables(environ: Mapping[str, str]) -> list[str]:
-    suffixes = ("_USAGE_TRACKING", "_USAGE_TRACKING_ENDPOINT", "_USAGE_TRACKING_DEBUG")
+    suffixes = (
+        "_USAGE_TRACKING",
+        "_USAGE_TRACKING_ENDPOINT",
+        "_USAGE_TRACKING_DEBUG",
+        "_USAGE_TRACKING_LOG_MAX_BYTES",
+        "_USAGE_TRACKING_LOG_BACKUPS",
+    )
     return sorted(f"{k}={v!r}" for k, v in environ.items() if k.endswith(suffixes))
 
 
@@ -150,6 +157,14 @@ def _status(args: argparse.Namespace) -> int:
         _log_line(_consent.default_log_path(product, env))
         + "; an application may choose another with Config.log_path"
     )
+    limits, problems = _logsettings.read_log_limits(product.env_prefix, env)
+    _out(
+        f"log rotation: at {limits.max_bytes:,} bytes, keeping {limits.backups} previous "
+        f"generation{'s' if limits.backups != 1 else ''} (at most {limits.total_bytes:,} bytes); "
+        f"set {product.env_prefix}_LOG_MAX_BYTES and _LOG_BACKUPS to change it"
+    )
+    for problem in problems:
+        _out(f"  {problem}")
     _out(_settings_file_line(path))
     _out(_HOW_IT_WORKS)
     return 0
@@ -239,25 +254,41 @@ def _log_files(args: argparse.Namespace) -> list[Path]:
         return []
 
 
-def _messages(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per message: a payload record joined with its outcome record."""
-    messages: list[dict[str, Any]] = []
+#: How many messages may wait for their outcome line before they are printed without one.
+_WINDOW = 1000
+
+
+def _messages(records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """One entry per message, in order: a payload record joined with its outcome record.
+
+    Streams: a message is held back only until its outcome arrives (at most ``_WINDOW``
+    messages wait), so memory stays flat for any log size.
+    """
+    window: deque[dict[str, Any]] = deque()
     pending: dict[tuple[Any, Any, Any], dict[str, Any]] = {}
+
+    def key(record: dict[str, Any]) -> tuple[Any, Any, Any]:
+        return (record.get("product"), record.get("correlator"), record.get("kind"))
+
     for record in records:
-        key = (record.get("product"), record.get("correlator"), record.get("kind"))
         if record.get("event") == "payload":
             message = dict(record)
-            pending[key] = message
-            messages.append(message)
+            pending[key(record)] = message
+            window.append(message)
         elif record.get("event") == "outcome":
-            found = pending.pop(key, None)
+            found = pending.pop(key(record), None)
             if found is None:
-                messages.append(dict(record))
+                window.append(dict(record))
             else:
                 for name in ("outcome", "reason", "bytes"):
                     if name in record:
                         found[name] = record[name]
-    return messages
+        while window and ("outcome" in window[0] or len(window) > _WINDOW):
+            message = window.popleft()
+            if pending.get(key(message)) is message:
+                del pending[key(message)]
+            yield message
+    yield from window
 
 
 def _format(message: dict[str, Any]) -> str:
@@ -278,29 +309,33 @@ def _format(message: dict[str, Any]) -> str:
 
 
 def _log(args: argparse.Namespace) -> int:
-    from ._locallog import read_log
+    from ._locallog import iter_log
 
     files = _log_files(args)
-    records: list[dict[str, Any]] = []
-    for path in files:
-        try:
-            found = read_log(path, correlator=args.correlator)
-        except OSError as exc:
-            _err(f"cannot read the log {path}: {exc.strerror or exc}")
-            return 1
-        records.extend(r for r in found if args.product is None or r.get("product") == args.product)
-    # Each file is already in order; merging files keeps that order per file (stable sort).
-    records.sort(key=lambda r: str(r.get("time", "")))
-    if args.json:
-        for record in records:
-            _out(json.dumps(record, ensure_ascii=False))
-        return 0
-    if not records:
+
+    def of_product(path: Path) -> Iterator[dict[str, Any]]:
+        for record in iter_log(path, correlator=args.correlator):
+            if args.product is None or record.get("product") == args.product:
+                yield record
+
+    # Each log (with its generations) is in order; merging by time keeps that order per log.
+    records = heapq.merge(*(of_product(path) for path in files), key=lambda r: str(r.get("time")))
+    printed = 0
+    try:
+        if args.json:
+            for record in records:
+                _out(json.dumps(record, ensure_ascii=False))
+                printed += 1
+        else:
+            for message in _messages(records):
+                _out(_format(message))
+                printed += 1
+    except OSError as exc:
+        _err(f"cannot read the log: {exc.strerror or exc} ({exc.filename})")
+        return 1
+    if not printed and not args.json:
         where = ", ".join(str(p) for p in files) or "no log files found"
         print(f"no messages logged ({where})", file=sys.stderr)
-        return 0
-    for message in _messages(records):
-        _out(_format(message))
     return 0
 
 
@@ -429,6 +464,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code if isinstance(code, int) else (0 if code is None else 1)
     except KeyboardInterrupt:
         return 130
+    except RuntimeError as exc:
+        if "home directory" not in str(exc):
+            raise
+        # HOME is unset and this user id has no passwd entry (pathlib's Path.home()).
+        _err(
+            "cannot find a home directory (HOME is unset and this user id has no passwd "
+            "entry); set HOME, or XDG_CONFIG_HOME and XDG_STATE_HOME, or use --path for log"
+        )
+        return 1
     except BrokenPipeError:
         # The reader went away (``telemetry-sdk log | head``); stop quietly.
         devnull = os.open(os.devnull, os.O_WRONLY)

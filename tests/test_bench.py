@@ -111,6 +111,17 @@ class TestParslCompare:
         assert re.fullmatch(r"0/2", delivered[("3", "never answers")])
 
 
+class TestLogBench:
+    def test_quick_mode_compares_the_worker_cost_of_two_trees(self):
+        """--quick prints both trees' per-message worker cost and the ratio against the target."""
+        out = run_script("log_bench.py", "--quick", "--baseline", str(BENCH.parent))
+        title = "Worker cost of one logged message (level-3 start, medians of per-process medians)"
+        rows = {r[0]: r for r in table_rows(out, title)}
+        assert set(rows) == {"this tree", "baseline"}
+        assert all(re.fullmatch(r"[\d.,]+ us", row[2]) for row in rows.values())
+        assert re.search(r"this tree / baseline: [\d.]+ \(target <= 1.10\) (PASS|FAIL)", out)
+
+
 class TestSdkBench:
     def test_quick_mode_prints_every_section(self):
         """--quick prints app-thread, exit, import and delivery tables with a verdict per target."""

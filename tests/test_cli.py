@@ -205,6 +205,22 @@ class TestHelpAndUsage:
 
 
 class TestStatus:
+    def test_log_rotation_limits_and_bad_values(self):
+        """status --product shows the log's rotation size and generations, and a bad value."""
+        done = cli(
+            "status",
+            "--product",
+            "minflow",
+            MINFLOW_USAGE_TRACKING_LOG_MAX_BYTES="65536",
+            MINFLOW_USAGE_TRACKING_LOG_BACKUPS="many",
+        )
+        assert done.returncode == 0
+        assert (
+            "log rotation: at 65,536 bytes, keeping 5 previous generations "
+            "(at most 393,216 bytes)" in done.stdout
+        )
+        assert "MINFLOW_USAGE_TRACKING_LOG_BACKUPS='many' is not an integer 0-1000" in done.stdout
+
     def test_nothing_set(self):
         """With nothing set, status says the application's configuration decides."""
         done = cli("status", "--product", "minflow")
@@ -509,6 +525,7 @@ class TestLog:
         )
         writer.write(path, outcome_record(**ids, kind="start", outcome="failed", reason="no route"))
         writer.write(path, outcome_record(**ids, kind="close", outcome="dropped", reason="full"))
+        assert writer.flush()
         lines = cli("log", "--path", str(path)).stdout.splitlines()
         assert len(lines) == 2
         assert lines[0].split(" ", 1)[1] == (
@@ -516,6 +533,31 @@ class TestLog:
             "level 1 to udp://127.0.0.1:9: 1{}"
         )
         assert lines[1].split(" ", 1)[1] == f"minflow close {ids['correlator']} dropped (full)"
+
+    def test_every_generation_is_read_oldest_first(self, tmp_path):
+        """After rotation, log --path prints the kept generations' messages in order."""
+        from telemetry_sdk._logsettings import LogLimits
+
+        path = tmp_path / "usage.jsonl"
+        writer = LogWriter()
+        limits = LogLimits(max_bytes=4096, backups=3)
+        for n in range(60):
+            ids = {"product": "minflow", "correlator": f"7c886a00-0000-4000-8000-{n:012d}"}
+            record = payload_record(
+                **ids, kind="start", level=1, destination="udp://127.0.0.1:9", payload=b"1{}"
+            )
+            writer.write(path, record, limits)
+            writer.write(path, outcome_record(**ids, kind="start", outcome="sent"), limits)
+        assert writer.flush()
+        assert (tmp_path / "usage.jsonl.3").exists()
+        lines = cli("log", "--path", str(path)).stdout.splitlines()
+        numbers = [int(line.split()[3].rsplit("-", 1)[1]) for line in lines]
+        assert numbers == list(range(numbers[0], 60))
+        assert all(" sent level 1 " in line for line in lines[1:])
+        records = [
+            json.loads(r) for r in cli("log", "--path", str(path), "--json").stdout.splitlines()
+        ]
+        assert records == read_log(path)
 
     def test_empty_log_says_so(self, tmp_path):
         """A log with no messages prints nothing on stdout and says so on stderr; exit 0."""
@@ -529,3 +571,35 @@ class TestLog:
         done = cli("log", "--path", str(tmp_path))
         assert_one_line_error(done, 1)
         assert "cannot read the log" in done.stderr
+
+
+#: The command run with HOME unset as a user id without a passwd entry.
+NO_HOME_CLI = """
+import os, sys
+import telemetry_sdk.cli, telemetry_sdk._consent, telemetry_sdk._settings
+import telemetry_sdk._locallog, telemetry_sdk._logfile, telemetry_sdk._logsettings
+import argparse, gettext, heapq, json, locale, pwd, shutil
+telemetry_sdk.cli.build_parser().format_help()  # loads what argparse loads lazily
+for name in ("HOME", "XDG_STATE_HOME", "XDG_CONFIG_HOME"):
+    os.environ.pop(name, None)
+os.setgid(54321)
+os.setuid(54321)
+sys.exit(telemetry_sdk.cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing to an unknown uid needs root")
+class TestUnknownHome:
+    @pytest.mark.parametrize("args", [["status"], ["status", "--product", "minflow"], ["log"]])
+    def test_no_home_is_one_clear_line_and_exit_1(self, args):
+        """With no HOME and no passwd entry the command says what to set, without a traceback."""
+        done = subprocess.run(
+            [sys.executable, "-c", NO_HOME_CLI, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+            check=False,
+        )
+        assert_one_line_error(done, 1)
+        assert "set HOME" in done.stderr

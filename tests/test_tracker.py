@@ -572,3 +572,212 @@ class TestFork:
         assert len(messages) == 4
         assert dict(closes[parent_id].components[0].info) == {"app_count": 2, "app_fails": 0}
         assert dict(closes[child_id].components[0].info) == {"app_count": 1, "app_fails": 1}
+
+
+#: Workers that each leave a run open; the pool (or process) then ends normally.
+MULTIPROCESSING_HOST = """
+import multiprocessing, os, sys
+from telemetry_sdk import Config, Product, UsageTracker
+
+_run = None
+
+
+def leave_a_run_open(endpoint, log):
+    global _run
+    if _run is None:
+        product = Product(name="minflow", version="1.4.0", endpoint=endpoint)
+        _run = UsageTracker(Config(usage_tracking=3, log_path=log), product)
+        _run.start()
+        os.write(1, f"{_run.correlator}\\n".encode())  # one write: workers share stdout
+    _run.record_app()
+    return os.getpid()
+
+
+if __name__ == "__main__":
+    method, shape, endpoint, log = sys.argv[1:5]
+    context = multiprocessing.get_context(method)
+    if shape == "pool":
+        pool = context.Pool(3)
+        pool.starmap(leave_a_run_open, [(endpoint, log)] * 12, chunksize=1)
+        pool.close()
+        pool.join()
+    elif shape == "executor":
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(3, mp_context=context) as executor:
+            list(executor.map(leave_a_run_open, [endpoint] * 12, [log] * 12))
+    else:
+        workers = [context.Process(target=leave_a_run_open, args=(endpoint, log)) for _ in range(3)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+"""
+
+
+@pytest.mark.slow
+class TestMultiprocessing:
+    @pytest.mark.parametrize("shape", ["pool", "executor", "process"])
+    @pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+    def test_runs_left_open_in_workers_send_their_close(
+        self, listener, log, tmp_path, method, shape
+    ):
+        """A run left open in a worker sends its close when the worker ends normally: a pool's
+        close()/join(), a ProcessPoolExecutor's shutdown or a Process returning, under every
+        start method."""
+        script = tmp_path / "host.py"
+        script.write_text(MULTIPROCESSING_HOST)
+        env = {k: v for k, v in os.environ.items() if "_USAGE_TRACKING" not in k}
+        env["PYTHONPATH"] = str(REPO)
+        result = subprocess.run(
+            [sys.executable, str(script), method, shape, listener.endpoint, str(log)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        runs = set(result.stdout.split())
+        assert runs
+        messages = [decode(d) for d in listener.wait_for(2 * len(runs))]
+        closes = {m.correlator for m in messages if isinstance(m, CloseMessage)}
+        assert closes == runs
+        outcomes = sorted(
+            (r["correlator"], r["kind"], r["outcome"])
+            for r in read_log(log)
+            if r["event"] == "outcome"
+        )
+        expected = sorted((run, kind, "sent") for run in runs for kind in ("start", "close"))
+        assert outcomes == expected
+
+
+#: HOME unset and a user id without a passwd entry: no default log path can be worked out.
+UNKNOWN_HOME = """
+    import logging, os, sys
+    # Loaded before giving up root (the interpreter lives under /root, closed to others).
+    import cattrs, ipaddress, json, platform, pwd, socket, uuid
+    import telemetry_sdk._collect, telemetry_sdk._consent, telemetry_sdk._locallog
+    import telemetry_sdk._settings, telemetry_sdk._transport, telemetry_sdk._wire
+    from telemetry_sdk import Config, Product, UsageTracker
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    for name in ("HOME", "XDG_STATE_HOME", "XDG_CONFIG_HOME"):
+        os.environ.pop(name, None)
+    os.setgid(54321)
+    os.setuid(54321)
+    try:
+        pwd.getpwuid(os.getuid())
+    except KeyError:
+        pass
+    else:
+        raise SystemExit("uid 54321 has a passwd entry")
+    product = Product(name="minflow", version="1.4.0", endpoint=sys.argv[1])
+    for _ in range(2):
+        with UsageTracker(Config(usage_tracking=3), product) as tracker:
+            tracker.record_app()
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing to an unknown uid needs root")
+class TestUnknownHome:
+    def test_runs_still_send_and_report_on_the_logger_with_one_warning(self, listener):
+        """With no HOME and no passwd entry, every message is sent and on the logger, and one
+        warning says how to set a log path."""
+        result = run_script(UNKNOWN_HOME, listener.endpoint)
+        assert result.returncode == 0, result.stderr
+        messages = [decode(d) for d in listener.wait_for(4)]
+        assert len(messages) == 4
+        warnings = [line for line in result.stderr.splitlines() if line.startswith("WARNING")]
+        assert len(warnings) == 1
+        assert "Config(log_path=...)" in warnings[0]
+        assert "XDG_STATE_HOME" in warnings[0]
+        assert result.stderr.count(": sent") == 4
+
+
+PYENV = Path.home() / ".pyenv" / "versions"
+#: Every supported Python: this one, and the others where pyenv has them.
+PYTHONS = {
+    f"{sys.version_info.major}.{sys.version_info.minor}": Path(sys.executable),
+    "3.12": PYENV / "3.12.1" / "bin" / "python",
+    "3.13": PYENV / "3.13.0" / "bin" / "python",
+}
+
+#: A level-3 script that never calls close(), under a resolver that answers, fails or hangs.
+FORGETS_CLOSE = """
+    import socket, sys, time
+    from telemetry_sdk import Config, Product, UsageTracker
+    mode, port, log = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    real = socket.getaddrinfo
+    def resolver(host, *args, **kwargs):
+        if host != "collector.test":
+            return real(host, *args, **kwargs)
+        if mode == "hang":
+            time.sleep(3600)
+        if mode == "fail":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real("127.0.0.1", *args, **kwargs)
+    socket.getaddrinfo = resolver
+    product = Product(name="minflow", version="1.4.0", endpoint=f"udp://collector.test:{port}")
+    tracker = UsageTracker(Config(usage_tracking=3, log_path=log), product)
+    tracker.start()
+    tracker.record_app()
+    print(tracker.correlator, time.monotonic(), flush=True)
+"""
+
+
+def pure_packages(tmp_path: Path) -> Path:
+    """A folder exposing this interpreter's pure-Python attrs, cattrs, typing_extensions."""
+    import attr
+    import cattrs
+    import typing_extensions
+
+    folder = tmp_path / "site"
+    folder.mkdir()
+    for module in (attr, attrs, cattrs):
+        source = Path(module.__file__).parent
+        (folder / source.name).symlink_to(source)
+    source = Path(typing_extensions.__file__)
+    (folder / source.name).symlink_to(source)
+    return folder
+
+
+@pytest.mark.slow
+class TestEveryPython:
+    @pytest.mark.parametrize("resolver", ["answers", "fail", "hang"])
+    @pytest.mark.parametrize("version", sorted(PYTHONS))
+    def test_each_message_and_its_outcome_are_logged_when_close_is_forgotten(
+        self, listener, tmp_path, version, resolver
+    ):
+        """On 3.11, 3.12 and 3.13, whatever the resolver does, a script that exits without
+        close() logs both messages and an outcome for each, and exits at once."""
+        python = PYTHONS[version]
+        if not python.exists():
+            pytest.skip(f"Python {version} is not installed at {python}")
+        env = {k: v for k, v in os.environ.items() if "_USAGE_TRACKING" not in k}
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(pure_packages(tmp_path))])
+        port = listener.endpoint.rsplit(":", 1)[1]
+        for attempt in range(4):
+            log = tmp_path / f"usage-{attempt}.jsonl"
+            result = subprocess.run(
+                [str(python), "-c", textwrap.dedent(FORGETS_CLOSE), resolver, port, str(log)],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                env=env,
+                check=False,
+            )
+            exited = time.monotonic()
+            assert result.returncode == 0, result.stderr
+            correlator, ended = result.stdout.split()
+            assert exited - float(ended) < 2.0
+            lines = [(r["kind"], r["event"]) for r in read_log(log, correlator)]
+            assert lines == [
+                ("start", "payload"),
+                ("start", "outcome"),
+                ("close", "payload"),
+                ("close", "outcome"),
+            ], f"attempt {attempt}: {lines}"
+            outcomes = {r["outcome"] for r in read_log(log) if r["event"] == "outcome"}
+            assert outcomes == ({"sent"} if resolver == "answers" else {"failed"})
+        if resolver == "answers":
+            assert len(listener.wait_for(8)) == 8

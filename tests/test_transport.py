@@ -358,3 +358,75 @@ class TestTestingHelpers:
             began = time.monotonic()
             assert listener.wait_for(1, timeout=0.1) == []
             assert time.monotonic() - began < 2.0
+
+
+FIFO_HOST = """
+    import json, sys, time
+    from telemetry_sdk import Config, Product, UsageTracker
+    product = Product(name="minflow", version="1.0", endpoint=sys.argv[1])
+    closes = []
+    for _ in range(20):
+        with UsageTracker(Config(usage_tracking=3, log_path=sys.argv[2]), product) as tracker:
+            tracker.record_app()
+            began = time.monotonic()
+        closes.append(time.monotonic() - began)
+    print(json.dumps(sorted(closes)))
+"""
+
+
+@pytest.mark.slow
+class TestLogNeverBlocks:
+    def test_a_fifo_log_path_is_refused_and_every_message_still_goes_out(self, tmp_path):
+        """With a FIFO nobody reads as the log, all 40 datagrams are sent, close() does not wait,
+        and one warning says why nothing is written."""
+        fifo = tmp_path / "usage.jsonl"
+        os.mkfifo(fifo)
+        with capture_datagrams() as listener:
+            result = subprocess.run(
+                [sys.executable, "-c", textwrap.dedent(FIFO_HOST), listener.endpoint, str(fifo)],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                env={**os.environ, "PYTHONPATH": str(REPO)},
+                check=False,
+            )
+            assert result.returncode == 0, result.stderr
+            assert len(listener.wait_for(40)) == 40
+        closes = json.loads(result.stdout)
+        assert closes[len(closes) // 2] < 0.1
+        assert result.stderr.count("cannot write the usage log") == 1
+        assert "a FIFO" in result.stderr
+
+    def test_sending_and_close_do_not_wait_for_a_stalled_log_write(self, log, monkeypatch):
+        """While a log write hangs (a stalled filesystem), datagrams still go out and close()
+        returns promptly; the lines are written once the filesystem answers again."""
+        from telemetry_sdk import _logfile
+
+        stalled = threading.Event()
+        release = threading.Event()
+        real_append = _logfile.LogFile.append
+
+        def hung_append(self, data):
+            stalled.set()
+            release.wait(30)
+            real_append(self, data)
+
+        monkeypatch.setattr(_logfile.LogFile, "append", hung_append)
+        try:
+            with capture_datagrams() as listener:
+                product = Product(name="minflow", version="1.0", endpoint=listener.endpoint)
+                timings = []
+                for _ in range(5):
+                    tracker = UsageTracker(Config(usage_tracking=3, log_path=log), product)
+                    tracker.start()
+                    began = time.monotonic()
+                    tracker.close()
+                    timings.append(time.monotonic() - began)
+                assert stalled.is_set()
+                assert len(listener.wait_for(10)) == 10
+            assert max(timings) < 0.4
+            assert not log.exists() or read_log(log) == []
+        finally:
+            release.set()
+        assert _transport._state.log.flush(5.0, stall=None)
+        assert [r["event"] for r in read_log(log)].count("outcome") == 10
