@@ -18,7 +18,7 @@ from _common import clean_env
 class CollectorProcess:
     """``python -m telemetry_sdk collector`` on free loopback ports, with a given database."""
 
-    def __init__(self, db: Path, workdir: Path) -> None:
+    def __init__(self, db: Path, workdir: Path, *extra: str) -> None:
         self.db = db
         self.ready = workdir / "ready.json"
         self.log = workdir / "collector.log"
@@ -43,6 +43,7 @@ class CollectorProcess:
             "0",
             "--log-level",
             "WARNING",
+            *extra,
         ]
         self._log_file = self.log.open("ab")
         self.proc = subprocess.Popen(

@@ -668,7 +668,8 @@ class TestEmbedded:
                 time.sleep(0.01)
         assert collector.metrics.summary() == {
             "received": 301, "accepted": 300, "written": 300, "rejected": 1,
-            "rate_limited": 0, "queue_dropped": 0, "lost": 0, "deleted_run": 0,
+            "rate_limited": 0, "deleted_run": 0, "kernel_dropped": 0, "queue_dropped": 0,
+            "write_lost": 0, "stop_lost": 0, "lost": 0,
         }  # fmt: skip
         store = SQLiteStore.open(tmp_path / "e.db", readonly=True)
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import logging
@@ -11,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from attrs import define, field, frozen, validators
+from attrs.validators import instance_of
 
 from .._errors import TelemetryError
 from ._admin_token import read_token_file, validate_token
+from ._health import Health, HealthPolicy, assess
 from ._http import CollectorHTTPServer
 from ._metrics import Metrics
 from ._options import (
@@ -32,7 +35,7 @@ from ._options import (
 from ._ratelimit import Limit, RateLimiter
 from ._receiver import Receiver
 from ._store import SQLiteStore
-from ._writer import Writer, WriterProcess
+from ._writer import HELD_CLOSE_TTL, Writer, WriterProcess
 
 __all__ = ["Collector", "CollectorSettings", "ListenError", "parse_address"]
 
@@ -75,6 +78,16 @@ class ListenError(TelemetryError, OSError):
         self.errno = cause.errno
         self.setting = setting
         self.address = address
+
+
+def _set_receive_buffer(sock: socket.socket, size: int) -> None:
+    """Ask for a receive buffer of ``size`` bytes; past ``net.core.rmem_max`` where allowed."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+    force = getattr(socket, "SO_RCVBUFFORCE", None)
+    if force is not None and sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < size:
+        # Linux, with CAP_NET_ADMIN only: beyond the system's cap.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, force, size)
 
 
 @frozen(kw_only=True)
@@ -208,13 +221,48 @@ class CollectorSettings:
             metavar="B",
         ),
     )
-    rcvbuf: int = RCVBUF
+    #: UDP receive buffer asked for, in bytes; the kernel may grant less (it is logged).
+    rcvbuf: int = field(
+        default=RCVBUF,
+        validator=check_positive,
+        metadata=option(
+            help="UDP receive buffer to ask the kernel for; the size granted is logged "
+            "(Linux caps it at net.core.rmem_max)",
+            parse=parse_whole_number,
+            metavar="BYTES",
+        ),
+    )
     #: Datagrams received but not yet decoded and written, at most (about 300 bytes each);
     #: beyond it new ones are dropped and counted (``queue_dropped``).
-    max_queued: int = 500_000
-    #: Write from a child process (the default: the receive loop keeps the GIL to itself)
-    #: or from a thread in this process.
+    max_queued: int = field(
+        default=500_000,
+        validator=check_positive,
+        metadata=option(
+            help="datagrams waiting to be written, at most (about 300 bytes each); beyond it "
+            "new ones are dropped and counted; /healthz says 503 above 80 % of it",
+            parse=parse_whole_number,
+            metavar="N",
+        ),
+    )
+    #: Write from a supervised child process (the default: the receive loop keeps the GIL
+    #: to itself) or from a thread in this process.
     writer_process: bool = True
+    #: Seconds a Parsl close is held waiting for its start before it is dropped (7 days).
+    held_close_ttl: float = field(
+        default=HELD_CLOSE_TTL,
+        validator=check_non_negative,
+        metadata=option(
+            help="seconds a Parsl close is held waiting for its start before it is dropped "
+            "and counted (604800: 7 days; 0 holds none)",
+            parse=parse_number,
+            metavar="SECONDS",
+            show="{:g}".format,
+        ),
+    )
+    #: When ``/healthz`` says 503 (queue fraction, stale writes).
+    health: HealthPolicy = field(factory=HealthPolicy, validator=instance_of(HealthPolicy))
+    #: Seconds ``stop()`` waits for the writer to commit what it was handed.
+    stop_timeout: float = field(default=120.0, validator=check_non_negative)
 
     def rate_limiter(self) -> RateLimiter:
         """The receiver's rate limits, as these settings describe them."""
@@ -270,27 +318,54 @@ class Collector:
         address = self.http_address
         return None if address is None else f"http://{_show(address)}/"
 
+    @property
+    def writer_pid(self) -> int | None:
+        """The writer process's id (``None`` with a writer thread or while it restarts)."""
+        writer = self._writer
+        return writer.pid if isinstance(writer, WriterProcess) else None
+
+    def health(self) -> Health:
+        """What ``/healthz`` answers (see ``_health``)."""
+        writer = self._writer
+        return assess(
+            self.metrics,
+            writer_alive=writer is not None and writer.alive,
+            max_queued=self.settings.max_queued,
+            policy=self.settings.health,
+        )
+
     def start(self) -> Collector:
-        """Open the store, bind the sockets and start the threads."""
+        """Open the store, bind the sockets and start the threads.
+
+        Raises ``StoreError`` if the database cannot be written, ``OSError`` if a socket
+        cannot be bound.
+        """
         settings = self.settings
         limiter = settings.rate_limiter()  # refuses invalid limits before anything opens
-        self._store = SQLiteStore.open(settings.db)
+        store = SQLiteStore.open(settings.db)  # proves it can write (StoreError if not)
+        if settings.writer_process:
+            store.close()  # the writer process opens its own
+        else:
+            self._store = store
         family = socket.AF_INET6 if ":" in settings.udp[0] else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, settings.rcvbuf)
+            _set_receive_buffer(sock, settings.rcvbuf)
             sock.bind(settings.udp)
         except OSError as exc:
             sock.close()
-            self._store.close()
+            if self._store is not None:
+                self._store.close()
             raise ListenError("udp", settings.udp, exc) from exc
         self._sock = sock
         if settings.writer_process:
             self._writer = WriterProcess(
-                self.metrics, settings.max_queued, db_path=str(settings.db)
+                self.metrics, settings.max_queued, settings.held_close_ttl, db_path=str(settings.db)
             )
         else:
-            self._writer = Writer(self.metrics, settings.max_queued, store=self._store)
+            self._writer = Writer(
+                self.metrics, settings.max_queued, settings.held_close_ttl, store=self._store
+            )
         self._writer.start()
         self._receiver = Receiver(sock, limiter, self.metrics, self._writer.submit)
         self._receiver.start()
@@ -302,7 +377,7 @@ class Collector:
                     metrics=self.metrics,
                     admin_token=settings.admin_token,
                     writable=self._admin,
-                    healthy=lambda: bool(self._writer and self._writer.alive),
+                    healthy=self.health,
                 )
             except OSError as exc:
                 self.stop()
@@ -314,13 +389,23 @@ class Collector:
                 daemon=True,
             )
             self._http_thread.start()
+        # Linux reports twice what it sets aside for data (the rest is bookkeeping), and
+        # caps what it grants at net.core.rmem_max.
         buffer = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        self.metrics.receive_buffer_bytes = buffer
         logger.info(
-            "receiving UDP on %s (receive buffer %d KiB), storing in %s",
+            "receiving UDP on %s (receive buffer: %d KiB asked, %d KiB granted), storing in %s",
             _show(self.udp_address),
+            settings.rcvbuf // 1024,
             buffer // 1024,
             settings.db,
         )
+        if buffer < settings.rcvbuf:
+            logger.warning(
+                "the kernel granted a smaller receive buffer than asked (--rcvbuf); bursts may "
+                "be dropped: raise net.core.rmem_max (sysctl) to at least %d",
+                settings.rcvbuf,
+            )
         for what, address in (("UDP", settings.udp), ("HTTP", settings.http)):
             if address is not None and not _is_loopback(address[0]):
                 logger.warning(
@@ -365,7 +450,7 @@ class Collector:
         if self._receiver is not None:
             self._receiver.stop()
         if self._writer is not None:
-            self._writer.stop()
+            self._writer.stop(self.settings.stop_timeout)
         if self._sock is not None:
             self._sock.close()
         for store in (self._store, self._admin_store):
