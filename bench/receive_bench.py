@@ -26,7 +26,7 @@ from _common import fmt_us, machine_line, median, print_table
 
 from telemetry_sdk.collector import _receiver
 from telemetry_sdk.collector._metrics import Metrics
-from telemetry_sdk.collector._ratelimit import RateLimiter
+from telemetry_sdk.collector._ratelimit import Limit, RateLimiter
 from telemetry_sdk.collector._socketdrops import socket_drops
 
 DATAGRAM = b"1" + b'{"correlator": "' + b"0" * 36 + b'", "product": "p"}' + b" " * 200
@@ -66,7 +66,8 @@ def one_round(
         return True
 
     # Limited: a bucket so large that every datagram passes, so the cost is the check's.
-    limiter = RateLimiter(1e12 if limited else 0.0, 10**9)
+    big = Limit(1e12, 10**9)
+    limiter = RateLimiter(address=big, prefix=big, total=big) if limited else RateLimiter()
     receiver = receiver_class(sock, limiter, Metrics(), deliver)
     began = time.perf_counter()
     receiver.start()
