@@ -8,6 +8,9 @@ from __future__ import annotations
 
 try:
     import orjson  # noqa: F401
+    import prometheus_client  # noqa: F401
+    import starlette  # noqa: F401
+    import uvicorn  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the environment
     msg = "the collector needs the server extra: pip install 'telemetry-sdk[server]'"
     raise ImportError(msg) from exc

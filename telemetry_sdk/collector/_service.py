@@ -11,8 +11,11 @@ from typing import Any
 
 from attrs import define, field, frozen
 
-from ._http import CollectorHTTPServer
+from ._http_app import build_app
+from ._http_server import HTTPLimits, HTTPServer
+from ._http_views import HTTPContext
 from ._metrics import Metrics
+from ._prometheus import registry_for
 from ._ratelimit import RateLimiter
 from ._receiver import Receiver
 from ._store import SQLiteStore
@@ -59,6 +62,8 @@ class CollectorSettings:
     #: ``None`` runs without HTTP.
     http: tuple[str, int] | None = ("127.0.0.1", 8000)
     db: Path = Path("telemetry-collector.db")
+    #: Timeouts and size limits of the HTTP server.
+    http_limits: HTTPLimits = field(factory=HTTPLimits)
     #: Bearer token that allows ``DELETE /api/runs/...``; ``None`` refuses deletion over HTTP.
     admin_token: str | None = None
     #: Datagrams per second per source address (0: no limit) and the burst allowed.
@@ -89,8 +94,8 @@ class Collector:
     _writer: Writer | WriterProcess | None = None
     _receiver: Receiver | None = None
     _sock: socket.socket | None = None
-    _http: CollectorHTTPServer | None = None
-    _http_thread: threading.Thread | None = None
+    _http: HTTPServer | None = None
+    _http_context: HTTPContext | None = None
     _stopped: bool = False
 
     @property
@@ -103,10 +108,7 @@ class Collector:
     @property
     def http_address(self) -> tuple[str, int] | None:
         """The bound HTTP address, or ``None`` without HTTP."""
-        if self._http is None:
-            return None
-        host, port = self._http.server_address[:2]
-        return str(host), int(port)
+        return None if self._http is None else self._http.bound_address
 
     @property
     def http_url(self) -> str | None:
@@ -140,21 +142,7 @@ class Collector:
         )
         self._receiver.start()
         if settings.http is not None:
-            self._http = CollectorHTTPServer(
-                settings.http,
-                db_path=str(settings.db),
-                metrics=self.metrics,
-                admin_token=settings.admin_token,
-                writable=self._admin,
-                healthy=lambda: bool(self._writer and self._writer.alive),
-            )
-            self._http_thread = threading.Thread(
-                target=self._http.serve_forever,
-                kwargs={"poll_interval": 0.2},
-                name="collector-http",
-                daemon=True,
-            )
-            self._http_thread.start()
+            self._start_http(settings.http)
         buffer = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         logger.info(
             "receiving UDP on %s (receive buffer %d KiB), storing in %s",
@@ -184,6 +172,24 @@ class Collector:
             )
         return self
 
+    def _start_http(self, address: tuple[str, int]) -> None:
+        settings = self.settings
+        self._http_context = HTTPContext(
+            db_path=str(settings.db),
+            registry=registry_for(self.metrics),
+            admin_token=settings.admin_token,
+            writable=self._admin,
+            healthy=lambda: bool(self._writer and self._writer.alive),
+        )
+        app = build_app(self._http_context, self.metrics.http, settings.http_limits.max_headers)
+        self._http = HTTPServer(app, address, settings.http_limits, self.metrics.http)
+        try:
+            self._http.start()
+        except OSError:
+            self._http = None
+            self.stop()
+            raise
+
     def _admin(self) -> SQLiteStore:
         with self._admin_lock:
             if self._admin_store is None:
@@ -196,8 +202,9 @@ class Collector:
             return
         self._stopped = True
         if self._http is not None:
-            self._http.shutdown()
-            self._http.server_close()
+            self._http.stop()
+        if self._http_context is not None:
+            self._http_context.close()
         if self._receiver is not None:
             self._receiver.stop()
         if self._writer is not None:
