@@ -109,6 +109,32 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+#: Flags of ``HTTPLimits`` (``telemetry_sdk.collector._http_server``): flag, field, type, help.
+#: Left unset they keep that class's defaults, which the help repeats (a test checks it).
+HTTP_LIMIT_FLAGS = (
+    ("--http-header-timeout", "header_timeout", "SECONDS", "to complete request headers, from "
+     "connecting or from the previous response; then 408 and closed (default 10)"),
+    ("--http-keepalive-timeout", "keepalive_timeout", "SECONDS",
+     "an idle keep-alive connection stays open (default 5)"),
+    ("--http-max-connections", "max_connections", "N",
+     "open connections at most; beyond, new ones get a 503 (default 1000)"),
+    ("--http-max-header-bytes", "max_header_bytes", "BYTES",
+     "request line and headers at most; beyond, 431 (default 16384)"),
+    ("--http-max-headers", "max_headers", "N",
+     "header lines per request at most; beyond, 431 (default 100)"),
+    ("--http-backlog", "backlog", "N",
+     "connections the kernel queues before they are accepted (default 4096)"),
+)  # fmt: skip
+
+
+def _positive_number(text: str) -> float:
+    value = _positive_float(text)
+    if value <= 0:
+        msg = f"must be a number > 0, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 def add_collector_parsers(subparsers: Any) -> None:
     """Add the ``collector`` (with ``leaderboard`` and ``delete``) and ``demo`` subcommands."""
     collector = subparsers.add_parser(
@@ -152,6 +178,10 @@ def add_collector_parsers(subparsers: Any) -> None:
         default=DEFAULT_BURST,
         help=f"datagrams a source may send at once before --rate applies (default {DEFAULT_BURST})",
     )
+    limits = collector.add_argument_group("HTTP limits")
+    for flag, dest, metavar, text in HTTP_LIMIT_FLAGS:
+        kind = _positive_number if metavar == "SECONDS" else _positive_int
+        limits.add_argument(flag, dest=f"http_{dest}", type=kind, metavar=metavar, help=text)
     collector.add_argument(
         "--ready-file",
         metavar="FILE",

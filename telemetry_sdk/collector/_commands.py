@@ -15,7 +15,9 @@ from pathlib import Path
 from types import FrameType
 
 import orjson
+from attrs import fields_dict
 
+from ._http_server import HTTPLimits
 from ._service import Collector, CollectorSettings, parse_address
 from ._store import SQLiteStore
 
@@ -55,9 +57,15 @@ def settings_from_args(args: argparse.Namespace) -> CollectorSettings:
     """Build the settings from parsed ``collector`` arguments; raise ``ValueError``."""
     http = None if args.http.strip().lower() == "off" else parse_address(args.http)
     token = _read_token(args.admin_token_file) if args.admin_token_file else None
+    limits = {
+        name: getattr(args, f"http_{name}")
+        for name in fields_dict(HTTPLimits)
+        if getattr(args, f"http_{name}", None) is not None
+    }
     return CollectorSettings(
         udp=parse_address(args.udp),
         http=http,
+        http_limits=HTTPLimits(**limits),
         db=Path(args.db),
         admin_token=token,
         rate=args.rate,
