@@ -16,6 +16,7 @@ __all__ = [
     "CORRELATOR",
     "LIMIT",
     "PRODUCT",
+    "UUID_PATTERN",
     "BadParameterError",
     "IntParam",
     "TextParam",
@@ -23,7 +24,12 @@ __all__ = [
 ]
 
 _DIGITS = re.compile(r"[0-9]+")
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+#: A correlator in a path: a lower-case UUID (any version; the store knows which exist).
+UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+_UUID = re.compile(UUID_PATTERN)
+#: Text parameters: no control characters (C0, DEL, C1).
+_TEXT_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"
+_TEXT = re.compile(_TEXT_PATTERN)
 
 
 class BadParameterError(ValueError):
@@ -63,7 +69,10 @@ class IntParam:
 
 @frozen
 class TextParam:
-    """A text query parameter of at most ``max_length`` characters; empty means absent."""
+    """A text query parameter: at most ``max_length`` characters, no control characters.
+
+    Empty means absent.
+    """
 
     name: str
     max_length: int
@@ -74,14 +83,14 @@ class TextParam:
         text = query.get(self.name)
         if not text:
             return None
-        if len(text) > self.max_length or not text.isprintable():
-            msg = f"{self.name} must be at most {self.max_length} printable characters"
+        if len(text) > self.max_length or _TEXT.fullmatch(text) is None:
+            msg = f"{self.name} must be at most {self.max_length} characters, none of them control"
             raise BadParameterError(msg)
         return text
 
     def schema(self) -> dict[str, Any]:
         """The OpenAPI schema of this parameter."""
-        return {"type": "string", "maxLength": self.max_length}
+        return {"type": "string", "maxLength": self.max_length, "pattern": _TEXT_PATTERN}
 
 
 PRODUCT = TextParam(

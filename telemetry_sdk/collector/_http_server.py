@@ -204,8 +204,9 @@ class HTTPServer:
     def start(self) -> None:
         """Bind, listen and serve from a thread; raise ``OSError`` if the address is taken."""
         # uvicorn logs each connection at its TRACE level with the peer's address whenever
-        # this logger's own level is unset; keep it at WARNING so those lines never exist.
-        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+        # this logger's own level is unset, and warns of every malformed request (a log flood
+        # any client can cause); at ERROR neither exists. Refusals are counted in /metrics.
+        logging.getLogger("uvicorn.error").setLevel(logging.ERROR)
         family = socket.AF_INET6 if ":" in self.address[0] else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:

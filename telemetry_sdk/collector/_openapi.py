@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from ._http_params import CORRELATOR, LIMIT, PRODUCT, IntParam, TextParam
+from ._http_params import CORRELATOR, LIMIT, PRODUCT, UUID_PATTERN, IntParam, TextParam
 
 __all__ = ["openapi_document"]
 
@@ -148,7 +148,7 @@ _CORRELATOR_PARAM = {
     "in": "path",
     "required": True,
     "description": "The run's correlator, a lower-case UUID.",
-    "schema": {"type": "string"},
+    "schema": {"type": "string", "pattern": UUID_PATTERN},
 }
 #: Every operation can answer these: a request with a body (400), a server fault (500) and,
 #: beyond the connection cap, 503.
