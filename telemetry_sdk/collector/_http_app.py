@@ -124,6 +124,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return views.error(exc.status_code, message, exc.headers)
 
 
+async def _server_error(request: Request, exc: Exception) -> Response:
+    # Starlette answers with this, then re-raises for _Guard to log.
+    return views.error(500, "internal error")
+
+
 async def _bad_parameter(request: Request, exc: Exception) -> Response:
     return views.error(400, str(exc))
 
@@ -135,7 +140,11 @@ def build_app(context: views.HTTPContext, stats: HTTPStats, max_headers: int = 1
     """
     app = Starlette(
         routes=ROUTES,
-        exception_handlers={HTTPException: _http_error, BadParameterError: _bad_parameter},
+        exception_handlers={
+            HTTPException: _http_error,
+            BadParameterError: _bad_parameter,
+            Exception: _server_error,
+        },
     )
     app.state.context = context
     return _Guard(app, stats, max_headers)
