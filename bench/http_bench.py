@@ -34,7 +34,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
 from _common import ROOT, clean_env, fmt_ms, machine_line, median, percentile, print_table
@@ -193,6 +193,61 @@ def phase(port: int, path: str, args: argparse.Namespace) -> dict[str, float]:
 PATHS = {"/api/stats": "/api/stats?product=benchflow", "/healthz": "/healthz"}
 
 
+def burst(port: int, connections: int) -> float:
+    """Seconds until all of ``connections`` opened at once have their /healthz answered."""
+    started = time.perf_counter()
+    socks = []
+    for _ in range(connections):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        sock.connect_ex(("127.0.0.1", port))
+        socks.append(sock)
+    answered = 0
+    for sock in socks:
+        sock.setblocking(True)
+        sock.settimeout(30)
+        try:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+            answered += data.startswith(b"HTTP/1.1 200 ")
+        except OSError:
+            pass
+        finally:
+            sock.close()
+    elapsed = time.perf_counter() - started
+    return elapsed if answered == connections else float("nan")
+
+
+def held_open(port: int, connections: int, seconds: float) -> int:
+    """Of ``connections`` that trickle one header byte a second, how many are open at the end."""
+    socks = []
+    for _ in range(connections):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: bench\r\n")
+        socks.append(sock)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for sock in socks:
+            with suppress(OSError):
+                sock.send(b"X")
+        time.sleep(1)
+    still_open = 0
+    for sock in socks:
+        # Open means: no answer and no end of stream yet (a 408 or a close counts as cut off).
+        try:
+            sock.settimeout(0.05)
+            sock.recv(65536)
+        except TimeoutError:
+            still_open += 1
+        except OSError:
+            pass
+        finally:
+            sock.close()
+    return still_open
+
+
 def report(title: str, names: list[str], figures: dict[tuple[str, str], list[dict]]) -> None:
     rows = []
     for path in PATHS:
@@ -225,11 +280,21 @@ def run_trees(args: argparse.Namespace) -> None:
             name: stack.enter_context(collector(tree, Path(tmp) / name, seed))
             for name, tree in trees.items()
         }
+        bursts: dict[str, list[float]] = {name: [] for name in trees}
         for _ in range(args.rounds):
             for path, target in PATHS.items():
                 for name in trees:
                     figures[(name, path)].append(phase(ports[name], target, args))
+            for name in trees:
+                bursts[name].append(burst(ports[name], args.burst))
+        held = {name: held_open(ports[name], args.clients, args.hold) for name in trees}
     names = [f"{n} ({trees[n]})" for n in trees]
+    print_table(
+        f"Bursts and slow clients: {args.burst} connections opened at once; "
+        f"{args.clients} clients trickling header bytes for {args.hold:g} s",
+        ["server", "burst: all answered after", "trickling connections still open"],
+        [[names[i], fmt_ms(median(bursts[name])), str(held[name])] for i, name in enumerate(trees)],
+    )
     renamed = {(f"{n} ({trees[n]})", p): v for (n, p), v in figures.items()}
     report(
         f"{args.clients} concurrent clients x {args.requests} requests, new connection each, "
@@ -311,10 +376,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=SEED_RUNS, help="runs stored before")
     parser.add_argument("--timeout", type=float, default=30.0, help="per request, seconds")
+    parser.add_argument("--burst", type=int, default=500, help="connections opened at once")
+    parser.add_argument(
+        "--hold", type=float, default=15.0, help="seconds the trickling clients keep at it"
+    )
     parser.add_argument("--quick", action="store_true", help="20 clients x 2 requests, 1 round")
     args = parser.parse_args()
     if args.quick:
         args.clients, args.requests, args.rounds, args.seed = 20, 2, 1, 50
+        args.burst, args.hold = 20, 1.0
     print(machine_line())
     print(f"# python bench/http_bench.py {' '.join(sys.argv[1:])}")
     if args.servers:
