@@ -30,6 +30,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -96,8 +97,8 @@ def wait_http(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 
 @contextmanager
-def collector(tree: Path, workdir: Path, seed: list[bytes]) -> Iterator[int]:
-    """The collector of ``tree`` on free ports, seeded; yields its HTTP port."""
+def collector(tree: Path, workdir: Path, seed: list[bytes]) -> Iterator[tuple[int, int]]:
+    """The collector of ``tree`` on free ports, seeded; yields its HTTP port and its pid."""
     workdir.mkdir(parents=True, exist_ok=True)
     ready = workdir / "ready.json"
     log = workdir / "collector.log"
@@ -124,7 +125,7 @@ def collector(tree: Path, workdir: Path, seed: list[bytes]) -> Iterator[int]:
                 if i % 200 == 0:
                     time.sleep(0.005)
         wait_seeded(port, len(seed) // 2)
-        yield port
+        yield port, proc.pid
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -220,8 +221,37 @@ def burst(port: int, connections: int) -> float:
     return elapsed if answered == connections else float("nan")
 
 
-def held_open(port: int, connections: int, seconds: float) -> int:
-    """Of ``connections`` that trickle one header byte a second, how many are open at the end."""
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def header_bombs(port: int, pid: int, requests: int = 20) -> tuple[float, float]:
+    """RSS (MiB) before and after ``requests`` concurrent requests of 96 x 65 KB headers."""
+    before = rss_mib(pid)
+    header = b"X-Bomb: " + b"b" * 65_000 + b"\r\n"
+    request = b"GET /healthz HTTP/1.1\r\nHost: bench\r\n" + header * 96 + b"\r\n"
+
+    def bomb() -> None:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock, suppress(OSError):
+            sock.sendall(request)
+            while sock.recv(65536):
+                pass
+
+    threads = [threading.Thread(target=bomb) for _ in range(requests)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    time.sleep(1)
+    return before, rss_mib(pid)
+
+
+def held_open(port: int, connections: int, seconds: float) -> str:
+    """Trickle one header byte a second on each of ``connections`` for ``seconds``; then how
+    many are still open, answered (e.g. a 408) or closed/reset by the server."""
     socks = []
     for _ in range(connections):
         sock = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -233,19 +263,18 @@ def held_open(port: int, connections: int, seconds: float) -> int:
             with suppress(OSError):
                 sock.send(b"X")
         time.sleep(1)
-    still_open = 0
+    counts = {"open": 0, "answered": 0, "closed": 0}
     for sock in socks:
-        # Open means: no answer and no end of stream yet (a 408 or a close counts as cut off).
         try:
             sock.settimeout(0.05)
-            sock.recv(65536)
+            counts["answered" if sock.recv(65536) else "closed"] += 1
         except TimeoutError:
-            still_open += 1
+            counts["open"] += 1
         except OSError:
-            pass
+            counts["closed"] += 1
         finally:
             sock.close()
-    return still_open
+    return f"{counts['open']} open, {counts['answered']} answered, {counts['closed']} closed"
 
 
 def report(title: str, names: list[str], figures: dict[tuple[str, str], list[dict]]) -> None:
@@ -276,10 +305,11 @@ def run_trees(args: argparse.Namespace) -> None:
     seed = seed_datagrams(args.seed)
     figures: dict[tuple[str, str], list[dict]] = {(n, p): [] for n in trees for p in PATHS}
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
-        ports = {
+        started = {
             name: stack.enter_context(collector(tree, Path(tmp) / name, seed))
             for name, tree in trees.items()
         }
+        ports = {name: port for name, (port, _) in started.items()}
         bursts: dict[str, list[float]] = {name: [] for name in trees}
         for _ in range(args.rounds):
             for path, target in PATHS.items():
@@ -288,12 +318,26 @@ def run_trees(args: argparse.Namespace) -> None:
             for name in trees:
                 bursts[name].append(burst(ports[name], args.burst))
         held = {name: held_open(ports[name], args.clients, args.hold) for name in trees}
+        bombs = {name: header_bombs(*started[name]) for name in trees}
     names = [f"{n} ({trees[n]})" for n in trees]
     print_table(
         f"Bursts and slow clients: {args.burst} connections opened at once; "
-        f"{args.clients} clients trickling header bytes for {args.hold:g} s",
-        ["server", "burst: all answered after", "trickling connections still open"],
-        [[names[i], fmt_ms(median(bursts[name])), str(held[name])] for i, name in enumerate(trees)],
+        f"{args.clients} clients trickling a header byte a second for {args.hold:g} s",
+        [
+            "server",
+            "burst: all answered after",
+            "trickling connections after",
+            "RSS before / after 20 x 96 x 65 KB headers",
+        ],
+        [
+            [
+                names[i],
+                fmt_ms(median(bursts[name])),
+                str(held[name]),
+                f"{bombs[name][0]:.0f} / {bombs[name][1]:.0f} MiB",
+            ]
+            for i, name in enumerate(trees)
+        ],
     )
     renamed = {(f"{n} ({trees[n]})", p): v for (n, p), v in figures.items()}
     report(
