@@ -11,9 +11,8 @@ import httpx
 import pytest
 
 from telemetry_sdk._collector_cli import HTTP_LIMIT_FLAGS
-from telemetry_sdk.collector import Collector, CollectorSettings, Metrics, SQLiteStore
+from telemetry_sdk.collector import Collector, CollectorSettings, HTTPLimits, Metrics, SQLiteStore
 from telemetry_sdk.collector._http_app import build_app
-from telemetry_sdk.collector._http_server import HTTPLimits
 from telemetry_sdk.collector._http_views import HTTPContext
 from telemetry_sdk.collector._prometheus import registry_for
 

@@ -15,6 +15,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     msg = "the collector needs the server extra: pip install 'telemetry-sdk[server]'"
     raise ImportError(msg) from exc
 
+from ._http_server import HTTPLimits
 from ._ingest import Record, parse, record_from_message
 from ._metrics import Metrics
 from ._service import Collector, CollectorSettings
@@ -23,6 +24,7 @@ from ._store import SQLiteStore, Store, WriteResult
 __all__ = [
     "Collector",
     "CollectorSettings",
+    "HTTPLimits",
     "Metrics",
     "Record",
     "SQLiteStore",
