@@ -109,7 +109,8 @@ def collector(tree: Path, workdir: Path, seed: list[bytes]) -> Iterator[tuple[in
         "--ready-file", str(ready), "--rate", "0", "--log-level", "WARNING",
     ]  # fmt: skip
     with log.open("wb") as out:
-        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        # cwd matters: ``python -m`` puts it first on sys.path, before PYTHONPATH.
+        proc = subprocess.Popen(command, env=env, cwd=workdir, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
         while not ready.exists():
@@ -390,7 +391,11 @@ def run_servers(args: argparse.Namespace) -> None:
                 )
                 with log.open("wb") as out:
                     proc = subprocess.Popen(
-                        server_commands(port)[name], env=env, stdout=out, stderr=subprocess.STDOUT
+                        server_commands(port)[name],
+                        env=env,
+                        cwd=tmp,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
                     )
                 try:
                     wait_http(port, proc, log)

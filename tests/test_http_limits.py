@@ -181,6 +181,15 @@ class TestHeaderLimits:
         (response,) = exchange(collector.http, request)
         assert response.status == 200
 
+    def test_pipelined_requests_over_the_limit_together_are_served(
+        self, collector: CollectorProcess
+    ) -> None:
+        """The header limit is per request: 12 pipelined 1 KB requests in one send all get 200."""
+        one = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"p" * 1000 + b"\r\n\r\n"
+        last = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        assert len(one * 11 + last) > 8192
+        assert [r.status for r in exchange(collector.http, one * 11 + last)] == [200] * 12
+
     def test_header_bombs_leave_memory_bounded(self, collector: CollectorProcess) -> None:
         """20 concurrent requests of 96 x 65 KB headers grow the collector by under 20 MB."""
         assert collector.process is not None

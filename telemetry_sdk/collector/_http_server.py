@@ -131,9 +131,11 @@ class _LimitedProtocol(H11Protocol):
         self._stats.connections = len(self.connections)
 
     def data_received(self, data: bytes) -> None:
+        limit = self._limits.max_header_bytes
         if self.conn.their_state is h11.IDLE:
-            waiting = len(self.conn.trailing_data[0]) + len(data)
-            if waiting > self._limits.max_header_bytes:
+            # Over the limit unless the headers end within it (pipelined requests may follow).
+            waiting = self.conn.trailing_data[0] + data
+            if len(waiting) > limit and waiting.find(b"\r\n\r\n", 0, limit + 4) == -1:
                 self._refuse(431, "request headers too large", "headers_too_large")
                 return
         super().data_received(data)
