@@ -301,8 +301,23 @@ def report(title: str, names: list[str], figures: dict[tuple[str, str], list[dic
     )
 
 
+def imported_from(tree: Path) -> str:
+    """Where the collector started for ``tree`` imports telemetry_sdk from (a sanity check)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return subprocess.run(
+            [sys.executable, "-c", "import telemetry_sdk; print(telemetry_sdk.__file__)"],
+            env=clean_env(PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1"),
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+
+
 def run_trees(args: argparse.Namespace) -> None:
     trees = {"before": Path(args.tree).resolve(), "after": ROOT}
+    for name, tree in trees.items():
+        print(f"# {name}: telemetry_sdk from {imported_from(tree)}")
     seed = seed_datagrams(args.seed)
     figures: dict[tuple[str, str], list[dict]] = {(n, p): [] for n in trees for p in PATHS}
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
