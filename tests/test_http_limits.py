@@ -87,6 +87,12 @@ class TestHeaderDeadline:
             for _ in range(20):
                 response = collector.get("/api/stats")
                 assert response.status == 200
+            # Those were served while all 200 were still held open (none answered or closed).
+            for sock in silent:
+                sock.setblocking(False)
+                with pytest.raises(BlockingIOError):
+                    sock.recv(1)
+                sock.setblocking(True)
             for sock in silent:
                 (response,) = parse_responses(read_all(sock, HEADER_TIMEOUT + 5))
                 assert response.status == 408
