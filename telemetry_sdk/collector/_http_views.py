@@ -7,6 +7,7 @@ Starlette runs them in its thread pool, so a slow query never holds up the event
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import queue
@@ -88,11 +89,15 @@ def _context(request: Request) -> HTTPContext:
     return context
 
 
+@functools.cache
+def _asset(name: str) -> bytes:
+    return resources.files(__package__).joinpath("static", name).read_bytes()
+
+
 def static(request: Request) -> Response:
-    """The dashboard page and its assets, from the package."""
+    """The dashboard page and its assets, from the package (read once)."""
     name = request.url.path.rpartition("/")[2] or "index.html"
-    body = resources.files(__package__).joinpath("static", name).read_bytes()
-    return Response(body, 200, media_type=_STATIC_TYPES[name.rpartition(".")[2]])
+    return Response(_asset(name), 200, media_type=_STATIC_TYPES[name.rpartition(".")[2]])
 
 
 def healthz(request: Request) -> Response:
