@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from telemetry_sdk._wire_rules import COUNT_MAX, DURATION_MAX  # noqa: E402
-from telemetry_sdk.collector import Record, SQLiteStore  # noqa: E402
+from telemetry_sdk.collector import Record, open_store  # noqa: E402
 
 DAY = 86400
 
@@ -150,10 +150,10 @@ def batches(runs: int, batch: int, seed: int, now: int) -> Iterator[list[Record]
 
 
 def fill(
-    db: Path, runs: int, *, batch: int = 5000, seed: int = 1, progress: bool = True
+    db: Path | str, runs: int, *, batch: int = 5000, seed: int = 1, progress: bool = True
 ) -> dict[str, float]:
     """Add ``runs`` runs to the database at ``db``; return counts and timings."""
-    store = SQLiteStore.open(db)
+    store = open_store(db)
     began = time.perf_counter()
     records = made = 0
     next_report = began + 10
