@@ -55,7 +55,7 @@ EXPORT_COLUMNS: tuple[ExportColumn, ...] = (
     ExportColumn("product_version", "string", "its version (null if not reported)"),
     ExportColumn("python_version", "string", "Python's version (level 2 and up)"),
     ExportColumn("platform", "string", "operating system (platform.system(); level 2 and up)"),
-    ExportColumn("level", "int8", "tracking level, 1-3 (null if only a Parsl close came)"),
+    ExportColumn("level", "int8", "tracking level, 1-3"),
     ExportColumn("project", "string", "project name, if the host named one"),
     ExportColumn("start", "timestamp[UTC]", "when the run started (level 3)"),
     ExportColumn("end", "timestamp[UTC]", "when the run ended (level 3, from its close)"),
