@@ -218,3 +218,44 @@ class TestTwoCollectorProcesses:
             check_exact(store, kinds, set(doomed))
         finally:
             store.close()
+
+
+class TestLostConnections:
+    def test_killed_connections_lose_nothing(self, postgres_url: str) -> None:
+        """When PostgreSQL drops the collector's connections mid-stream, the writer retries on
+        new ones and every accepted datagram is written."""
+        import socket
+
+        from _collector_support import wait_for
+
+        from telemetry_sdk.collector import Collector, CollectorSettings
+
+        name = f"tc{uuid.uuid4().hex[:12]}"
+        url = f"{postgres_url}&application_name={name}"
+        settings = CollectorSettings(
+            udp=("127.0.0.1", 0), http=None, db=url, rate=0, writer_process=False
+        )
+        sent, kinds = workload(400, seed=5)
+        killed = 0
+        with (
+            Collector(settings) as collector,
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock,
+        ):
+            for index, data in enumerate(sent):
+                sock.sendto(data, collector.udp_address)
+                if index % 400 == 399:
+                    time.sleep(0.1)  # the writer has connections open
+                    killed += raw_query(
+                        postgres_url,
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE application_name = ?",
+                        (name,),
+                    )[0][0]
+            wait_for(lambda: collector.metrics.ingest.written == len(sent), 30, "every datagram")
+            assert collector.metrics.ingest.lost == 0
+        assert killed >= 3
+        store = open_store(postgres_url)
+        try:
+            check_exact(store, kinds, set())
+        finally:
+            store.close()
