@@ -38,6 +38,14 @@ class ComponentSetIds:
                 found = self._pending[text] = store(text)
         return found
 
+    def unknown(self, texts: set[str]) -> list[str]:
+        """Those of ``texts`` whose id is not known yet (sorted)."""
+        return sorted(t for t in texts if t not in self._committed and t not in self._pending)
+
+    def stored(self, ids: dict[str, int]) -> None:
+        """Ids the transaction in progress stored or found (they count once it commits)."""
+        self._pending.update(ids)
+
     def begin(self) -> None:
         """A transaction starts."""
         self._pending.clear()
