@@ -15,7 +15,6 @@ import errno
 import json
 import logging
 import os
-import re
 import signal
 import sqlite3
 import subprocess
@@ -30,6 +29,7 @@ import attrs
 import orjson
 
 from .._errors import ConfigurationError
+from .._wire_rules import is_stored_correlator
 from ..cli import COLLECTOR_COMMANDS, PROG, Parser
 from ._options import OPTION, OPTION_GROUP, Option, parse_whole_number
 from ._service import Collector, CollectorSettings, ListenError
@@ -38,8 +38,6 @@ from ._store import SQLiteStore, StoreError
 __all__ = ["build_parser", "format_leaderboard", "main", "settings_from_args"]
 
 logger = logging.getLogger("telemetry_sdk.collector")
-
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _fail(message: str, code: int = 1) -> int:
@@ -257,7 +255,7 @@ def format_leaderboard(product: str, rows: list[dict[str, object]]) -> str:
 def _delete_run(args: argparse.Namespace) -> int:
     """Delete everything held about one run, from every view."""
     correlator = args.correlator.strip().lower()
-    if _UUID.fullmatch(correlator) is None:
+    if not is_stored_correlator(correlator):
         return _fail(f"a correlator is a UUID, got {args.correlator!r}", 2)
     store = _open_existing(args.db, readonly=False)
     if store is None:
