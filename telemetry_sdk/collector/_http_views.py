@@ -1,6 +1,7 @@
 """The endpoints of the HTTP side: what each route answers.
 
-Reads use their own read-only SQLite connections (a small pool); nothing here writes except
+Reads use read-only stores of their own (a small pool; ``open_store`` picks the engine, and
+``--read-db`` may point them at a replica); nothing here writes except
 ``DELETE /api/runs/<correlator>``, which needs the admin token. Endpoints are plain functions:
 Starlette runs them in its thread pool, so a slow query never holds up the event loop.
 """
@@ -26,7 +27,7 @@ from ._health import Health
 from ._http_params import LIMIT, PRODUCT, correlator
 from ._openapi import openapi_document
 from ._prometheus import exposition
-from ._store import SQLiteStore
+from ._store import Store, open_store
 
 __all__ = ["HTTPContext", "json_response"]
 
@@ -44,20 +45,21 @@ _STATIC_TYPES = {
 class HTTPContext:
     """What the endpoints need: the database, the metrics, the admin token and the health."""
 
-    db_path: str
+    #: Where reads go (a store URL, see ``open_store``).
+    db: str
     registry: CollectorRegistry
     admin_token: str | None
-    writable: Callable[[], SQLiteStore]
+    writable: Callable[[], Store]
     healthy: Callable[[], Health]
-    _readers: queue.SimpleQueue[SQLiteStore] = field(factory=queue.SimpleQueue)
+    _readers: queue.SimpleQueue[Store] = field(factory=queue.SimpleQueue)
 
     @contextmanager
-    def reader(self) -> Iterator[SQLiteStore]:
+    def reader(self) -> Iterator[Store]:
         """A read-only store from the pool."""
         try:
             store = self._readers.get_nowait()
         except queue.Empty:
-            store = SQLiteStore.open(self.db_path, readonly=True)
+            store = open_store(self.db, readonly=True)
         try:
             yield store
         finally:
@@ -121,14 +123,14 @@ def openapi(request: Request) -> Response:
 def products(request: Request) -> Response:
     """Every product with its runs and points."""
     with _context(request).reader() as store:
-        return json_response(200, {"products": store.products()})
+        return json_response(200, {"products": [p.to_json() for p in store.products()]})
 
 
-def _product(store: SQLiteStore, request: Request) -> str:
+def _product(store: Store, request: Request) -> str:
     product = PRODUCT.read(request.query_params)
     if product is None:
         known = store.products()
-        product = known[0]["product"] if known else ""
+        product = known[0].product if known else ""
     return product
 
 
@@ -137,14 +139,14 @@ def leaderboard(request: Request) -> Response:
     limit = LIMIT.read(request.query_params)
     with _context(request).reader() as store:
         product = _product(store, request)
-        rows = store.leaderboard(product, limit)
+        rows = [r.to_json() for r in store.leaderboard(product, limit)]
     return json_response(200, {"product": product, "leaderboard": rows})
 
 
 def stats(request: Request) -> Response:
     """The charts of one product."""
     with _context(request).reader() as store:
-        return json_response(200, store.stats(_product(store, request)))
+        return json_response(200, store.stats(_product(store, request)).to_json())
 
 
 def get_run(request: Request) -> Response:
@@ -152,7 +154,7 @@ def get_run(request: Request) -> Response:
     key = correlator(request.path_params["correlator"])
     with _context(request).reader() as store:
         run = store.get_run(key)
-    return error(404, "no such run") if run is None else json_response(200, run)
+    return error(404, "no such run") if run is None else json_response(200, run.to_json())
 
 
 def delete_run(request: Request) -> Response:
