@@ -31,6 +31,7 @@ __all__ = [
     "CloseMessage",
     "Component",
     "Message",
+    "ProgressMessage",
     "StartMessage",
     "converter",
     "decode",
@@ -46,6 +47,8 @@ _EPOCH_MAX = 4_102_444_800
 #: Ten years, in seconds.
 _DURATION_MAX = 315_360_000.0
 _INT_MAX = 2**53
+#: Counts (apps, failures, heartbeats): whole numbers 0 .. 2**31-1.
+_COUNT_MAX = 2**31 - 1
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _PRODUCT = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}")
@@ -114,6 +117,31 @@ def _check_epoch(_: object, attribute: Any, value: Any) -> None:
 def _check_duration(_: object, __: object, value: Any) -> None:
     if not isinstance(value, float) or not 0.0 <= value <= _DURATION_MAX:
         msg = f"execution_time must be 0 to {_DURATION_MAX:.0f} seconds, got {value!r}"
+        raise ValueError(msg)
+
+
+def _check_execution_level(_: object, __: object, value: Any) -> None:
+    if type(value) is not int or value != 3:
+        msg = f"a progress message is sent at tracking_level 3 only, got {value!r}"
+        raise ValueError(msg)
+
+
+def _check_count(_: object, attribute: Any, value: Any) -> None:
+    if type(value) is not int or not 0 <= value <= _COUNT_MAX:
+        msg = f"{attribute.name} must be a whole number 0 to {_COUNT_MAX}, got {value!r}"
+        raise ValueError(msg)
+
+
+def _check_sequence(_: object, __: object, value: Any) -> None:
+    if type(value) is not int or not 1 <= value <= _COUNT_MAX:
+        msg = f"heartbeat must be a whole number 1 to {_COUNT_MAX}, got {value!r}"
+        raise ValueError(msg)
+
+
+def _check_fails(instance: Any, attribute: Any, value: Any) -> None:
+    _check_count(instance, attribute, value)
+    if value > instance.app_count:
+        msg = f"app_fails ({value}) is more than app_count ({instance.app_count})"
         raise ValueError(msg)
 
 
@@ -237,7 +265,30 @@ class CloseMessage:
     components_truncated: bool = field(default=False, validator=_check_bool)
 
 
-Message: TypeAlias = StartMessage | CloseMessage
+@frozen(kw_only=True)
+class ProgressMessage:
+    """Sent by a level-3 run still open after each ``Config.heartbeat_interval`` (a heartbeat).
+
+    It repeats product, version and level, so it is useful on its own: a run killed before
+    its close (a batch job at its wall-time limit) still reports its counts up to its last
+    heartbeat. Not part of Parsl's protocol; the ``heartbeat`` key tells it apart.
+    """
+
+    correlator: str = field(validator=_check_correlator)
+    product: str = field(validator=_check_product)
+    version: str = field(validator=[_check_token, _check_named])
+    tracking_level: int = field(validator=_check_execution_level)
+    project_name: str | None = field(default=None, validator=_check_project_name)
+    #: The heartbeat's number in its run: 1, 2, 3 ...
+    heartbeat: int = field(validator=_check_sequence)
+    #: Seconds since the run started, from a monotonic clock, rounded to milliseconds.
+    execution_time: float = field(converter=_to_duration, validator=_check_duration)
+    #: Apps run so far, and how many of them failed.
+    app_count: int = field(validator=_check_count)
+    app_fails: int = field(validator=_check_fails)
+
+
+Message: TypeAlias = StartMessage | ProgressMessage | CloseMessage
 
 
 # -- the converter --
@@ -311,8 +362,10 @@ def _make_converter(*, detailed_validation: bool = True) -> cattrs.Converter:
     )
     conv.register_unstructure_hook(Component, _unstructure_component)
 
-    for cls in (StartMessage, CloseMessage):
-        renames: dict[str, Any] = {"components_truncated": override(omit_if_default=True)}
+    for cls in (StartMessage, ProgressMessage, CloseMessage):
+        renames: dict[str, Any] = {}
+        if cls is not ProgressMessage:
+            renames["components_truncated"] = override(omit_if_default=True)
         if cls is StartMessage:
             renames["platform_system"] = override(rename="platform.system")
         generated_structure = make_dict_structure_fn(
@@ -394,6 +447,12 @@ def to_wire(message: Message) -> dict[str, Any]:
         data["tracking_level"] = message.tracking_level
     if message.project_name is not None:
         data["project_name"] = message.project_name
+    if isinstance(message, ProgressMessage):
+        data["heartbeat"] = message.heartbeat
+        data["execution_time"] = message.execution_time
+        data["app_count"] = message.app_count
+        data["app_fails"] = message.app_fails
+        return data
     if isinstance(message, CloseMessage):
         data["end"] = message.end
         data["execution_time"] = message.execution_time
@@ -416,6 +475,9 @@ def encode(message: Message) -> tuple[bytes, Message]:
     payload = _dumps(to_wire(message))
     if len(payload) <= MAX_DATAGRAM:
         return payload, message
+    if isinstance(message, ProgressMessage):  # every field is bounded: well under the limit
+        msg = f"progress message is {len(payload)} bytes"
+        raise ValueError(msg)
     components = list(message.components or ())
     while components:
         components.pop()
@@ -468,13 +530,22 @@ def decode(datagram: bytes, *, loads: Callable[[str], Any] = _stdlib_loads) -> M
         raise DecodeError("json", f"not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise DecodeError("schema", f"a message is a JSON object, got {type(data).__name__}")
-    cls: type[Message] = CloseMessage if "end" in data else StartMessage
+    cls: type[Message] = _message_class(data)
     conv = converter()
     try:
         result: Message = conv.structure(data, cls)
     except Exception as exc:
         raise _decode_error(exc) from None
     return result
+
+
+def _message_class(data: Mapping[str, Any]) -> type[Message]:
+    """Which message a JSON object claims to be: ``end`` marks a close, ``heartbeat`` progress."""
+    if "end" in data:
+        return CloseMessage
+    if "heartbeat" in data:
+        return ProgressMessage
+    return StartMessage
 
 
 def _decode_error(exc: BaseException) -> DecodeError:

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -174,26 +173,23 @@ class TestSpanPerRun:
     ):
         """If close() comes first, the worker creates the span and ends it at close()'s time."""
         monkeypatch.setenv(VARIABLE, f"{hook.__name__}:setup")
-        gate = threading.Event()
         config = Config(usage_tracking=3, log_path=tmp_path / "usage.jsonl")
+        blocker = UsageTracker(Config(usage_tracking=1), product(listener))
         tracker = UsageTracker(config, product(listener))
-        blocker_route = tracker._route
-        assert blocker_route is not None
-
-        def wait_then_build():
-            gate.wait(5)
-            from telemetry_sdk._collect import build_start
-
-            return build_start(tracker.product, config, tracker.level, tracker.correlator, 1e9)
-
-        # A real job ahead of the run's start message keeps the worker busy.
-        _transport.submit(_transport.Job(blocker_route, "start", wait_then_build))
-        tracker.start()
-        tracker.close(timeout=0)
-        assert hook.exporter.get_finished_spans() == ()
-        gate.set()
+        # Holding the lock under which the worker decides each outcome keeps it busy with
+        # another run's start message, ahead of this run's.
+        with _transport._state.settle_lock:
+            blocker.start()
+            tracker.start()
+            tracker.close(timeout=0)
+            assert hook.exporter.get_finished_spans() == ()
         assert _transport.flush(2.0)
-        (span,) = hook.exporter.get_finished_spans()
+        blocker.close()
+        (span,) = [
+            s
+            for s in hook.exporter.get_finished_spans()
+            if dict(s.attributes or {})["usage.correlator"] == tracker.correlator
+        ]
         attributes = dict(span.attributes or {})
         assert attributes["usage.correlator"] == tracker.correlator
         assert attributes["usage.app_count"] == 0
@@ -220,7 +216,8 @@ class TestConsent:
         """Unset-like values leave spans off silently."""
         monkeypatch.setenv(VARIABLE, value)
         tracker = run(listener, tmp_path, 3)
-        assert tracker._span is None
+        assert tracker._run is not None
+        assert tracker._run.span is None
 
 
 class TestHook:
@@ -250,7 +247,8 @@ class TestHook:
         monkeypatch.setenv(VARIABLE, "no_such_module_here:setup")
         with pytest.warns(TrackingSettingWarning, match="cannot be imported"):
             tracker = run(listener, tmp_path, 3)
-        assert tracker._span is None
+        assert tracker._run is not None
+        assert tracker._run.span is None
         assert len(listener.wait_for(2)) == 2
 
     @pytest.mark.parametrize("value", ["yes please", "module:", ":function", "a b:c", "2"])
@@ -259,7 +257,8 @@ class TestHook:
         monkeypatch.setenv(VARIABLE, value)
         with pytest.warns(TrackingSettingWarning, match="not a span setting"):
             tracker = run(listener, tmp_path, 3)
-        assert tracker._span is None
+        assert tracker._run is not None
+        assert tracker._run.span is None
         assert len(listener.wait_for(2)) == 2
 
 
