@@ -18,7 +18,7 @@ from _common import clean_env
 class CollectorProcess:
     """``python -m telemetry_sdk collector`` on free loopback ports, with a given database."""
 
-    def __init__(self, db: Path, workdir: Path) -> None:
+    def __init__(self, db: Path, workdir: Path, *extra: str) -> None:
         self.db = db
         self.ready = workdir / "ready.json"
         self.log = workdir / "collector.log"
@@ -36,11 +36,14 @@ class CollectorProcess:
             str(db),
             "--ready-file",
             str(self.ready),
-            # One loadgen process sends everything: measure ingest, not the per-source limit.
+            # One loadgen process sends everything: measure ingest, not the rate limits.
             "--rate",
+            "0",
+            "--global-rate",
             "0",
             "--log-level",
             "WARNING",
+            *extra,
         ]
         self._log_file = self.log.open("ab")
         self.proc = subprocess.Popen(
@@ -70,10 +73,11 @@ class CollectorProcess:
             if line.startswith("telemetry_collector_") and "{" not in line:
                 name, _, value = line.partition(" ")
                 out[name.removeprefix("telemetry_collector_")] = float(value)
-            elif line.startswith("telemetry_collector_rejected_total{"):
-                out["rejected_total"] = out.get("rejected_total", 0.0) + float(
-                    line.rpartition(" ")[2]
-                )
+            elif line.startswith(
+                ("telemetry_collector_rejected_total{", "telemetry_collector_rate_limited_total{")
+            ):
+                name = line.removeprefix("telemetry_collector_").partition("{")[0]
+                out[name] = out.get(name, 0.0) + float(line.rpartition(" ")[2])
         return out
 
     def drain(self, stall: float = 30.0) -> dict[str, float]:

@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from telemetry_sdk._wire_rules import COUNT_MAX, DURATION_MAX  # noqa: E402
 from telemetry_sdk.collector import Record, SQLiteStore  # noqa: E402
 
 DAY = 86400
@@ -55,7 +56,7 @@ class Universe:
         self.python_weights = [2, 5, 4, 1]
         self.platforms = ["Linux", "Darwin", "Windows"]
         self.platform_weights = [80, 15, 5]
-        self.components: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+        self.components: dict[str, list[str]] = {}
         for p in self.products:
             sets = []
             for k in range(12):
@@ -65,7 +66,7 @@ class Universe:
                     f"{p}.providers.Provider{k % 3}",
                 ]
                 wire = [{"c": names[0], "executors_len": 1 + k % 3}, names[1], names[2]]
-                sets.append((orjson.dumps(wire).decode(), tuple(names)))
+                sets.append(orjson.dumps(wire).decode())
             self.components[p] = sets
 
 
@@ -95,9 +96,9 @@ def batches(runs: int, batch: int, seed: int, now: int) -> Iterator[list[Record]
             if rng.random() >= 0.4:
                 projects = u.projects[product]
                 project = projects[min(int(rng.paretovariate(1.2)) - 1, len(projects) - 1)]
-            components, names = (None, ())
+            components = None
             if level >= 2:
-                components, names = rng.choice(u.components[product])
+                components = rng.choice(u.components[product])
             received = now - rng.randrange(400 * DAY)
             start = received if level == 3 else None
             out.append(
@@ -111,7 +112,6 @@ def batches(runs: int, batch: int, seed: int, now: int) -> Iterator[list[Record]
                     level,
                     project,
                     components,
-                    names,
                     start,
                     None,
                     None,
@@ -122,8 +122,8 @@ def batches(runs: int, batch: int, seed: int, now: int) -> Iterator[list[Record]
             )
             if level == 3 and rng.random() < 0.7:
                 seconds = round(rng.lognormvariate(3.0, 2.0), 3)
-                seconds = min(seconds, 3e8)
-                apps = int(rng.paretovariate(1.0))
+                seconds = min(seconds, DURATION_MAX)
+                apps = min(int(rng.paretovariate(1.0)), COUNT_MAX)
                 fails = rng.randrange(apps + 1) if rng.random() < 0.1 else 0
                 close_components = f'[{{"c":"{product}","app_count":{apps},"app_fails":{fails}}}]'
                 out.append(
@@ -137,7 +137,6 @@ def batches(runs: int, batch: int, seed: int, now: int) -> Iterator[list[Record]
                         3,
                         project,
                         close_components,
-                        (),
                         None,
                         received + int(seconds),
                         seconds,

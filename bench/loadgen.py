@@ -79,7 +79,9 @@ def templates() -> tuple[list[bytes], list[bytes]]:
                 project_name=project,
                 end=now + i,
                 execution_time=float(i % 5000) / 7,
-                components=(Component(product, {"app_count": i % 50, "app_fails": i % 3}),),
+                components=(
+                    Component(product, {"app_count": i % 50, "app_fails": min(i % 3, i % 50)}),
+                ),
             )
             closes.append(encode(close)[0])
     return starts, closes

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import platform
 from collections.abc import Iterator, Mapping
 
 import attrs
 
+from . import _wire_rules as rules
 from ._config import Config, Level, Product
 from ._facts import Facts, ProgressFacts, StartFacts
 from ._wire import CloseMessage, Component, Message, ProgressMessage, StartMessage
@@ -43,11 +43,9 @@ __all__ = [
 
 #: How deep the walk descends below a root (a root is depth 0).
 MAX_DEPTH = 4
-#: At most this many components are named; the message says ``components_truncated`` beyond.
-MAX_COMPONENTS = 64
-_NAME_MAX = 200
-_INFO_KEYS_MAX = 32
-_INFO_VALUE_MAX = 200
+#: At most this many components are named (the wire's limit); the message says
+#: ``components_truncated`` beyond.
+MAX_COMPONENTS = rules.COMPONENTS_MAX
 _SCALARS = (str, bytes, int, float, complex, bool, type(None))
 
 
@@ -56,7 +54,8 @@ def _platform() -> tuple[str, str]:
     """Python version and platform name; microseconds, computed once per process."""
     python_v = platform.python_version() or "unknown"
     system = platform.system() or "unknown"
-    return python_v.replace(" ", "_")[:64], system.replace(" ", "_")[:64]
+    most = rules.TOKEN_MAX
+    return python_v.replace(" ", "_")[:most], system.replace(" ", "_")[:most]
 
 
 def build(facts: Facts) -> Message:
@@ -103,7 +102,8 @@ def build_start(
         project_name=config.project_name,
         components=components,
         components_truncated=truncated,
-        start=int(wall) if level >= Level.EXECUTION else None,
+        # A clock the wire cannot take (before 2020, after 2099) sends no start time.
+        start=int(wall) if level >= Level.EXECUTION and rules.is_epoch(int(wall)) else None,
     )
 
 
@@ -117,8 +117,15 @@ def build_close(
     app_count: int,
     app_fails: int,
 ) -> CloseMessage:
-    """The close message of a level-3 run: app counts first, then the components again."""
-    counts = Component(product.name, {"app_count": app_count, "app_fails": app_fails})
+    """The close message of a level-3 run: app counts first, then the components again.
+
+    Counts are clamped to what the wire takes (0 .. 2**31-1, failures at most the count)
+    and the run time to 0 .. one year, so the collector never refuses the message.
+    """
+    apps = rules.clamp_count(app_count)
+    counts = Component(
+        product.name, {"app_count": apps, "app_fails": min(rules.clamp_count(app_fails), apps)}
+    )
     components, truncated = walk_components(config.components, limit=MAX_COMPONENTS - 1)
     listed: tuple[Component, ...] = (counts, *components)
     return CloseMessage(
@@ -128,7 +135,7 @@ def build_close(
         tracking_level=int(Level.EXECUTION),
         project_name=config.project_name,
         end=int(end),
-        execution_time=round(max(0.0, execution_time), 3),
+        execution_time=rules.clamp_duration(execution_time),
         components=listed,
         components_truncated=truncated,
     )
@@ -144,17 +151,21 @@ def build_progress(
     app_count: int,
     app_fails: int,
 ) -> ProgressMessage:
-    """Heartbeat ``seq`` of a level-3 run that is still open: its counts and time so far."""
+    """Heartbeat ``seq`` of a level-3 run that is still open: its counts and time so far.
+
+    Clamped as the close message is (``build_close``), so the collector never refuses it.
+    """
+    apps = rules.clamp_count(app_count)
     return ProgressMessage(
         correlator=correlator,
         product=product.name,
         version=product.version,
         tracking_level=int(Level.EXECUTION),
         project_name=config.project_name,
-        heartbeat=seq,
-        execution_time=round(max(0.0, execution_time), 3),
-        app_count=app_count,
-        app_fails=app_fails,
+        heartbeat=max(1, rules.clamp_count(seq)),
+        execution_time=rules.clamp_duration(execution_time),
+        app_count=apps,
+        app_fails=min(rules.clamp_count(app_fails), apps),
     )
 
 
@@ -267,31 +278,20 @@ def qualified_name(cls: type) -> str:
     except Exception:  # a class with odd attributes still has a name
         name = "unknown"
     name = "".join(c if c.isprintable() else "?" for c in name)
-    return name[:_NAME_MAX] or "unknown"
+    return name[: rules.COMPONENT_NAME_MAX] or "unknown"
 
 
 def _usage_information(obj: object) -> dict[str, Scalar] | None:
-    """The validated details an object reports about itself, or None."""
+    """The details an object reports about itself when the wire takes them, else None."""
     try:
         if not callable(getattr(type(obj), "usage_information", None)):
             return None
         raw = object.__getattribute__(obj, "usage_information")()
-        if not isinstance(raw, Mapping) or len(raw) > _INFO_KEYS_MAX:
+        if not isinstance(raw, Mapping) or len(raw) > rules.INFO_KEYS_MAX:
             return None
         info = dict(raw)
+        if rules.info_problem(info) is not None:
+            return None
     except Exception:  # a component that raises is reported by name only
         return None
-    for key, value in info.items():
-        if not isinstance(key, str) or not _is_safe_scalar(value):
-            return None
     return info
-
-
-def _is_safe_scalar(value: object) -> bool:
-    if value is None or isinstance(value, bool):
-        return True
-    if isinstance(value, int):
-        return type(value) is int
-    if isinstance(value, float):
-        return type(value) is float and math.isfinite(value)
-    return type(value) is str and len(value) <= _INFO_VALUE_MAX

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from attrs import field, frozen
 
 from ._errors import ConfigurationError
+from ._wire_rules import PROJECT_NAME_MAX, is_product_name, is_project_name, is_token
 
 if TYPE_CHECKING:
     # ``pathlib`` (with ``urllib.parse``, ``ipaddress``, ``fnmatch`` ...) is imported when a
@@ -33,13 +34,10 @@ class Level(enum.IntEnum):
     EXECUTION = 3
 
 
-PROJECT_NAME_MAX = 64
 #: The shortest heartbeat interval accepted, in seconds.
 HEARTBEAT_MIN = 1.0
 #: The default heartbeat interval: one progress message an hour, as Ray reports its usage.
 HEARTBEAT_DEFAULT = 3600.0
-_PRODUCT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}")
-_VERSION = re.compile(r"[\x21-\x7e]{1,64}")
 _HOST = re.compile(r"[A-Za-z0-9_.-]{1,253}")
 
 
@@ -88,7 +86,7 @@ def validate_project_name(value: object) -> str | None:
         msg = f"project_name must be a string or None, got {type(value).__name__}"
         raise ConfigurationError(msg)
     name = value.strip()
-    if not 1 <= len(name) <= PROJECT_NAME_MAX or not name.isprintable():
+    if not is_project_name(name):
         msg = (
             f"project_name must be 1-{PROJECT_NAME_MAX} printable characters "
             f"with no control characters, got {value!r}"
@@ -150,8 +148,8 @@ def _to_heartbeat_interval(value: Any) -> float | None:
 
 
 def _check_product_name(_: object, __: object, value: Any) -> None:
-    # "python" is refused: its version key would be "python_v", the Python version's key.
-    if not isinstance(value, str) or _PRODUCT_NAME.fullmatch(value) is None or value == "python":
+    # The wire's rule: "python" is refused, its version key would be Python's "python_v".
+    if not is_product_name(value):
         msg = (
             "Product name must be 1-40 letters, digits, '_' or '-', starting with a letter, "
             f"and not 'python', got {value!r}"
@@ -160,7 +158,7 @@ def _check_product_name(_: object, __: object, value: Any) -> None:
 
 
 def _check_version(_: object, __: object, value: Any) -> None:
-    if not isinstance(value, str) or _VERSION.fullmatch(value) is None:
+    if not is_token(value):
         msg = f"Product version must be 1-64 printable characters without spaces, got {value!r}"
         raise ConfigurationError(msg)
 

@@ -17,8 +17,10 @@ class ConfigurationError(TelemetryError, ValueError):
 class DecodeError(TelemetryError, ValueError):
     """A datagram is not a valid protocol-1 message.
 
-    ``reason`` is a short, stable token suitable for a metric label
-    (``size``, ``protocol``, ``encoding``, ``json``, ``schema``, ``unknown_field``);
+    ``reason`` is a short, stable token suitable for a metric label, one of
+    ``telemetry_sdk._wire_rules.REASONS``: ``size``, ``protocol``, ``encoding``, ``json``,
+    ``schema``, ``unknown_field``, ``duplicate_key``, and for values out of bounds
+    ``correlator``, ``count``, ``fails_over_count``, ``duration``, ``timestamp``;
     ``detail`` says what exactly was wrong (cattrs paths such as ``... @ $.field``).
     """
 

@@ -2,7 +2,8 @@
 
 The SDK encodes with this module and the collector decodes with it: one definition serves
 both sides. A datagram is the byte ``1`` followed by compact JSON (Parsl protocol 1); the
-collector also accepts the older bare-JSON form that starts with ``{``.
+collector also accepts the older bare-JSON form that starts with ``{``. Every rule and limit
+the models check lives in ``_wire_rules``; this module says how messages map to JSON.
 
 ``cattrs`` is imported the first time a converter is needed, not when this module is
 imported, so that ``import telemetry_sdk`` stays cheap for the host.
@@ -12,15 +13,15 @@ from __future__ import annotations
 
 import functools
 import json
-import math
-import re
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from attrs import field, frozen
 
-from ._config import PROJECT_NAME_MAX
+from . import _wire_rules as rules
 from ._errors import DecodeError
+from ._wire_rules import MAX_DATAGRAM, RuleError
 from .typing import Scalar
 
 if TYPE_CHECKING:
@@ -39,153 +40,115 @@ __all__ = [
     "to_wire",
 ]
 
-#: Largest datagram sent or accepted: never fragmented, even at the IPv6 minimum MTU.
-MAX_DATAGRAM = 1232
 PROTOCOL_1 = b"1"
-#: 2100-01-01T00:00:00Z; epoch seconds beyond it are not sane.
-_EPOCH_MAX = 4_102_444_800
-#: Ten years, in seconds.
-_DURATION_MAX = 315_360_000.0
-_INT_MAX = 2**53
-#: Counts (apps, failures, heartbeats): whole numbers 0 .. 2**31-1.
-_COUNT_MAX = 2**31 - 1
-
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_PRODUCT = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}")
-_TOKEN = re.compile(r"[\x21-\x7e]{1,64}")
-_INFO_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
-_COMPONENT_NAME_MAX = 200
-_INFO_VALUE_MAX = 200
-_INFO_KEYS_MAX = 32
 
 
 # -- field validators (run on construction, so on both the sending and the receiving side) --
-
-
-def _printable(value: object, limit: int) -> bool:
-    return isinstance(value, str) and 1 <= len(value) <= limit and value.isprintable()
+# Each asks ``_wire_rules`` and raises its ``RuleError``: the reason becomes the collector's
+# metric label, the message the detail of ``DecodeError``.
 
 
 def _check_correlator(_: object, __: object, value: Any) -> None:
-    if not isinstance(value, str) or _UUID.fullmatch(value) is None:
-        msg = f"correlator must be a lower-case UUID string, got {value!r}"
-        raise ValueError(msg)
+    if not rules.is_uuid4(value):
+        msg = f"correlator must be a lower-case UUID version 4, got {value!r}"
+        raise RuleError("correlator", msg)
 
 
 def _check_product(_: object, __: object, value: Any) -> None:
-    # "python" would make the version key "python_v", which is the Python version's key.
-    if value is not None and (
-        not isinstance(value, str) or _PRODUCT.fullmatch(value) is None or value == "python"
-    ):
+    if value is not None and not rules.is_product_name(value):
         msg = f"product name must be 1-40 letters, digits, '_' or '-' (not 'python'), got {value!r}"
-        raise ValueError(msg)
+        raise RuleError("schema", msg)
 
 
 def _check_named(instance: Any, _: Any, value: Any) -> None:
     """Product and version travel as one key, ``<product>_v``: both are set or neither."""
     if (value is None) != (instance.product is None):
         msg = "product and version are sent as one '<product>_v' key: set both or neither"
-        raise ValueError(msg)
+        raise RuleError("schema", msg)
 
 
 def _check_token(_: object, attribute: Any, value: Any) -> None:
-    if value is not None and (not isinstance(value, str) or _TOKEN.fullmatch(value) is None):
+    if value is not None and not rules.is_token(value):
         msg = f"{attribute.name} must be 1-64 printable characters without spaces, got {value!r}"
-        raise ValueError(msg)
+        raise RuleError("schema", msg)
 
 
 def _check_level(_: object, __: object, value: Any) -> None:
-    if value is not None and (type(value) is not int or not 1 <= value <= 3):
+    if value is not None and not rules.is_level(value):
         msg = f"tracking_level must be 1, 2 or 3, got {value!r}"
-        raise ValueError(msg)
+        raise RuleError("schema", msg)
 
 
 def _check_project_name(_: object, __: object, value: Any) -> None:
-    if value is None:
-        return
-    if not _printable(value, PROJECT_NAME_MAX) or value != value.strip():
-        msg = f"project_name must be 1-{PROJECT_NAME_MAX} printable characters, got {value!r}"
-        raise ValueError(msg)
+    if value is not None and not rules.is_project_name(value):
+        msg = f"project_name must be 1-{rules.PROJECT_NAME_MAX} printable characters, got {value!r}"
+        raise RuleError("schema", msg)
 
 
 def _check_epoch(_: object, attribute: Any, value: Any) -> None:
-    if value is not None and (type(value) is not int or not 0 < value < _EPOCH_MAX):
-        msg = f"{attribute.name} must be whole epoch seconds before 2100, got {value!r}"
-        raise ValueError(msg)
+    if value is not None and not rules.is_epoch(value):
+        msg = f"{attribute.name} must be whole epoch seconds from 2020 to 2099, got {value!r}"
+        raise RuleError("timestamp", msg)
 
 
 def _check_duration(_: object, __: object, value: Any) -> None:
-    if not isinstance(value, float) or not 0.0 <= value <= _DURATION_MAX:
-        msg = f"execution_time must be 0 to {_DURATION_MAX:.0f} seconds, got {value!r}"
-        raise ValueError(msg)
+    if not rules.is_duration(value):
+        msg = f"execution_time must be 0 to {rules.DURATION_MAX:.0f} seconds, got {value!r}"
+        raise RuleError("duration", msg)
 
 
 def _check_execution_level(_: object, __: object, value: Any) -> None:
-    if type(value) is not int or value != 3:
+    if not rules.is_level(value) or value != 3:
         msg = f"a progress message is sent at tracking_level 3 only, got {value!r}"
-        raise ValueError(msg)
+        raise RuleError("schema", msg)
 
 
 def _check_count(_: object, attribute: Any, value: Any) -> None:
-    if type(value) is not int or not 0 <= value <= _COUNT_MAX:
-        msg = f"{attribute.name} must be a whole number 0 to {_COUNT_MAX}, got {value!r}"
-        raise ValueError(msg)
+    if not rules.is_count(value):
+        msg = f"{attribute.name} must be a whole number 0 to {rules.COUNT_MAX}, got {value!r}"
+        raise RuleError("count", msg)
 
 
 def _check_sequence(_: object, __: object, value: Any) -> None:
-    if type(value) is not int or not 1 <= value <= _COUNT_MAX:
-        msg = f"heartbeat must be a whole number 1 to {_COUNT_MAX}, got {value!r}"
-        raise ValueError(msg)
+    if not rules.is_count(value) or value < 1:
+        msg = f"heartbeat must be a whole number 1 to {rules.COUNT_MAX}, got {value!r}"
+        raise RuleError("count", msg)
 
 
 def _check_fails(instance: Any, attribute: Any, value: Any) -> None:
     _check_count(instance, attribute, value)
     if value > instance.app_count:
         msg = f"app_fails ({value}) is more than app_count ({instance.app_count})"
-        raise ValueError(msg)
+        raise RuleError("fails_over_count", msg)
 
 
 def _check_bool(_: object, attribute: Any, value: Any) -> None:
     if not isinstance(value, bool):
         msg = f"{attribute.name} must be true or false, got {value!r}"
-        raise ValueError(msg)
+        raise RuleError("schema", msg)
 
 
 def _check_components(_: object, __: object, value: Any) -> None:
-    if value is not None and not all(isinstance(item, Component) for item in value):
+    if value is None:
+        return
+    if not all(isinstance(item, Component) for item in value):
         msg = "components must be Component instances"
         raise TypeError(msg)
+    if len(value) > rules.COMPONENTS_MAX:
+        msg = f"a message lists at most {rules.COMPONENTS_MAX} components, got {len(value)}"
+        raise RuleError("schema", msg)
 
 
 def _check_component_name(_: object, __: object, value: Any) -> None:
-    if not _printable(value, _COMPONENT_NAME_MAX):
-        msg = f"component name must be 1-{_COMPONENT_NAME_MAX} printable characters"
-        raise ValueError(msg)
+    if not rules.is_component_name(value):
+        msg = f"component name must be 1-{rules.COMPONENT_NAME_MAX} printable characters"
+        raise RuleError("schema", msg)
 
 
 def _check_info(_: object, __: object, value: Mapping[str, Scalar]) -> None:
-    if len(value) > _INFO_KEYS_MAX:
-        msg = f"a component may report at most {_INFO_KEYS_MAX} details"
-        raise ValueError(msg)
-    for key, item in value.items():
-        if not isinstance(key, str) or key == "c" or _INFO_KEY.fullmatch(key) is None:
-            msg = f"component detail names must be identifiers other than 'c', got {key!r}"
-            raise ValueError(msg)
-        if not _is_scalar(item):
-            msg = (
-                f"component detail {key!r} must be a short string, a finite number, a bool or null"
-            )
-            raise ValueError(msg)
-
-
-def _is_scalar(item: object) -> bool:
-    if item is None or isinstance(item, bool):
-        return True
-    if isinstance(item, int):
-        return -_INT_MAX <= item <= _INT_MAX
-    if isinstance(item, float):
-        return math.isfinite(item)
-    return isinstance(item, str) and len(item) <= _INFO_VALUE_MAX and item.isprintable()
+    problem = rules.info_problem(value)
+    if problem is not None:
+        raise problem
 
 
 def _freeze_info(value: Mapping[str, Scalar] | None) -> dict[str, Scalar]:
@@ -200,11 +163,6 @@ def _to_component_tuple(value: Any) -> tuple[Component, ...]:
     # A Python function, not the builtin ``tuple``: attrs inspects a converter's signature,
     # and for a builtin that means compiling the tokenizer's regex (about 4 ms at import).
     return tuple(value)
-
-
-def _to_duration(value: Any) -> Any:
-    # Parsl sends whole seconds; keep floats as they are and let the validator judge the rest.
-    return float(value) if type(value) is int else value
 
 
 # -- the models --
@@ -257,7 +215,7 @@ class CloseMessage:
     #: Whole epoch seconds.
     end: int = field(validator=_check_epoch)
     #: Seconds, from a monotonic clock, rounded to milliseconds.
-    execution_time: float = field(converter=_to_duration, validator=_check_duration)
+    execution_time: float = field(converter=rules.as_duration, validator=_check_duration)
     #: The first entry is ``{"c": product, "app_count": N, "app_fails": M}``.
     components: tuple[Component, ...] = field(
         default=(), converter=_to_component_tuple, validator=_check_components
@@ -282,7 +240,7 @@ class ProgressMessage:
     #: The heartbeat's number in its run: 1, 2, 3 ...
     heartbeat: int = field(validator=_check_sequence)
     #: Seconds since the run started, from a monotonic clock, rounded to milliseconds.
-    execution_time: float = field(converter=_to_duration, validator=_check_duration)
+    execution_time: float = field(converter=rules.as_duration, validator=_check_duration)
     #: Apps run so far, and how many of them failed.
     app_count: int = field(validator=_check_count)
     app_fails: int = field(validator=_check_fails)
@@ -500,14 +458,11 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(msg)
 
 
-def _stdlib_loads(text: str) -> Any:
-    return json.loads(text, parse_constant=_reject_constant)
-
-
-def decode(datagram: bytes, *, loads: Callable[[str], Any] = _stdlib_loads) -> Message:
+def decode(datagram: bytes, *, received: int | None = None) -> Message:
     """Decode and validate one datagram; raise ``DecodeError`` with a reason and detail.
 
-    ``loads`` lets the collector use a faster JSON parser; it must reject NaN and Infinity.
+    ``received`` is the receiver's clock (epoch seconds; default: now): a ``start`` or ``end``
+    more than a day after it is refused.
     """
     if not datagram:
         raise DecodeError("size", "empty datagram")
@@ -525,9 +480,13 @@ def decode(datagram: bytes, *, loads: Callable[[str], Any] = _stdlib_loads) -> M
     except UnicodeDecodeError as exc:
         raise DecodeError("encoding", f"not UTF-8: {exc.reason} at byte {exc.start}") from None
     try:
-        data = loads(text)
+        data = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         raise DecodeError("json", f"not JSON: {exc}") from None
+    if rules.may_have_duplicate_keys(body, rules.key_total(data)):
+        repeated = rules.duplicate_key(text)
+        if repeated is not None:
+            raise DecodeError("duplicate_key", f"key {repeated!r} appears twice in one object")
     if not isinstance(data, dict):
         raise DecodeError("schema", f"a message is a JSON object, got {type(data).__name__}")
     cls: type[Message] = _message_class(data)
@@ -536,6 +495,12 @@ def decode(datagram: bytes, *, loads: Callable[[str], Any] = _stdlib_loads) -> M
         result: Message = conv.structure(data, cls)
     except Exception as exc:
         raise _decode_error(exc) from None
+    when = int(time.time()) if received is None else received
+    for name in ("start", "end"):
+        value = getattr(result, name, None)
+        if value is not None and not rules.not_after_receipt(value, when):
+            detail = f"{name} {value} is more than a day after the receipt time {when}"
+            raise DecodeError("timestamp", detail)
     return result
 
 
@@ -555,8 +520,21 @@ def _decode_error(exc: BaseException) -> DecodeError:
         extra = _forbidden_keys(exc)
         if extra:
             return DecodeError("unknown_field", f"unknown keys {sorted(extra)}")
-        return DecodeError("schema", "; ".join(cattrs.transform_error(exc, format_exception=_say)))
-    return DecodeError("schema", str(exc) or type(exc).__name__)
+        detail = "; ".join(cattrs.transform_error(exc, format_exception=_say))
+        return DecodeError(_rule_reason(exc), detail)
+    return DecodeError(_rule_reason(exc), str(exc) or type(exc).__name__)
+
+
+def _rule_reason(exc: BaseException) -> str:
+    """The reason of the first ``RuleError`` in ``exc`` (depth first), else ``schema``."""
+    if isinstance(exc, RuleError):
+        return exc.reason
+    if isinstance(exc, BaseExceptionGroup):
+        for sub in exc.exceptions:
+            reason = _rule_reason(sub)
+            if reason != "schema":
+                return reason
+    return "schema"
 
 
 def _say(exc: BaseException, type_: Any) -> str:

@@ -157,14 +157,16 @@ class CollectorProcess:
 
         def done() -> dict[str, float] | None:
             m = self.metrics()
-            handled = m["telemetry_collector_accepted_total"] + sum(
-                v for k, v in m.items() if k.startswith("telemetry_collector_rejected_total")
+            deleted = m.get("telemetry_collector_deleted_run_dropped_total", 0)
+            handled = (
+                m["telemetry_collector_accepted_total"]
+                + deleted
+                + sum(v for k, v in m.items() if k.startswith("telemetry_collector_rejected_total"))
             )
             ok = (
                 m["telemetry_collector_received_total"] >= received
                 and handled >= received
                 and m["telemetry_collector_written_total"]
-                + m.get("telemetry_collector_deleted_run_dropped_total", 0)
                 == m["telemetry_collector_accepted_total"]
             )
             return m if ok else None

@@ -196,6 +196,29 @@ class TestCollectorBenchmarks:
         assert row[2] == row[3] == row[4] == row[5] == "2,000"
         assert row[-1] == "yes"
 
+    def test_burst_mode_counts_kernel_drops(self):
+        """--burst sends unpaced and reports the kernel's drops from /proc and from /metrics."""
+        out = run_script("collector_bench.py", "--burst", "2000", "--trials", "1")
+        title = "Unpaced bursts, one sender, collector --rcvbuf 67,108,864 (one row per trial)"
+        rows = table_rows(out, title)
+        assert len(rows) == 1
+        sent, _, received, written, proc_drops, metric_drops = rows[0][:6]
+        assert sent == "2,000"
+        assert proc_drops == metric_drops
+        assert int(received.replace(",", "")) + int(metric_drops.replace(",", "")) == 2000
+        assert received == written
+
+    def test_receive_loop_quick_mode(self):
+        """--quick times the receive loop with and without the rate limit."""
+        out = run_script("receive_bench.py", "--quick")
+        rows = table_rows(out, "Receive loop, 5,000 queued datagrams per round (medians)")
+        assert [row[0] for row in rows] == [
+            "no rate limit (--rate 0)",
+            "rate limit on",
+            "socket_drops() (once a second)",
+        ]
+        assert all(row[2].endswith(" us") for row in rows)
+
     def test_datagen_fills_through_the_store(self, bench_on_path, tmp_path):
         """The data generator's runs land in the store and in its leaderboard and stats."""
         import datagen

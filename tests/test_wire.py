@@ -9,10 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from telemetry_sdk import DecodeError, Product
+from telemetry_sdk import _wire_rules as rules
 from telemetry_sdk._wire import (
     MAX_DATAGRAM,
     CloseMessage,
     Component,
+    ProgressMessage,
     StartMessage,
     converter,
     decode,
@@ -20,9 +22,10 @@ from telemetry_sdk._wire import (
     to_wire,
 )
 
-EPOCH_MAX = 4_102_444_800
+#: The receipt time the decoding tests pass: 2026-11-20, well inside the accepted years.
+RECEIVED = 1_795_305_900
 
-correlators = st.uuids().map(str)
+correlators = st.uuids(version=4).map(str)
 product_names = st.from_regex(r"[A-Za-z][A-Za-z0-9_-]{0,39}", fullmatch=True)
 tokens = st.from_regex(r"[\x21-\x7e]{1,64}", fullmatch=True)
 
@@ -33,7 +36,7 @@ def printable(max_size: int) -> st.SearchStrategy[str]:
 
 project_names = printable(64).map(str.strip).filter(lambda s: bool(s))
 info_keys = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}", fullmatch=True).filter(
-    lambda k: k != "c"
+    lambda k: k not in ("c", "app_count", "app_fails")
 )
 scalars = st.one_of(
     st.none(),
@@ -42,12 +45,16 @@ scalars = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=200).filter(str.isprintable),
 )
+counts = st.integers(0, rules.COUNT_MAX).flatmap(
+    lambda n: st.fixed_dictionaries({"app_count": st.just(n), "app_fails": st.integers(0, n)})
+)
 components = st.builds(
-    Component,
+    lambda name, info, reported: Component(name, {**info, **reported}),
     name=printable(200),
     info=st.dictionaries(info_keys, scalars, max_size=6),
+    reported=st.just({}) | counts,
 )
-epochs = st.integers(1, EPOCH_MAX - 1)
+epochs = st.integers(rules.EPOCH_MIN, RECEIVED + rules.FUTURE_SLACK)
 
 
 @st.composite
@@ -77,13 +84,29 @@ def close_messages(draw: st.DrawFn) -> CloseMessage:
         tracking_level=draw(st.none() | st.integers(1, 3)),
         project_name=draw(st.none() | project_names),
         end=draw(epochs),
-        execution_time=draw(st.floats(0.0, 315_360_000.0)),
+        execution_time=draw(st.floats(0.0, rules.DURATION_MAX)),
         components=draw(st.lists(components, max_size=8).map(tuple)),
         components_truncated=draw(st.booleans()),
     )
 
 
-messages = st.one_of(start_messages(), close_messages())
+@st.composite
+def progress_messages(draw: st.DrawFn) -> ProgressMessage:
+    apps = draw(st.integers(0, rules.COUNT_MAX))
+    return ProgressMessage(
+        correlator=draw(correlators),
+        product=draw(product_names),
+        version=draw(tokens),
+        tracking_level=3,
+        project_name=draw(st.none() | project_names),
+        heartbeat=draw(st.integers(1, rules.COUNT_MAX)),
+        execution_time=draw(st.floats(0.0, rules.DURATION_MAX)),
+        app_count=apps,
+        app_fails=draw(st.integers(0, apps)),
+    )
+
+
+messages = st.one_of(start_messages(), close_messages(), progress_messages())
 
 
 # No per-example deadline: the first example imports cattrs, and CI machines are noisy.
@@ -137,7 +160,7 @@ class TestRoundTrip:
         datagram, sent = encode(message)
         assert len(datagram) <= MAX_DATAGRAM
         assert datagram[:1] == b"1"
-        assert decode(datagram) == sent
+        assert decode(datagram, received=RECEIVED) == sent
         if sent != message:
             assert sent.components_truncated
             assert sent.components == (message.components or ())[: len(sent.components or ())]
@@ -148,7 +171,8 @@ class TestRoundTrip:
         """Unset optional fields are left out of the JSON, as Parsl does."""
         data = converter().unstructure(message)
         assert ("project_name" in data) == (message.project_name is not None)
-        assert ("components_truncated" in data) == message.components_truncated
+        truncated = getattr(message, "components_truncated", False)
+        assert ("components_truncated" in data) == truncated
         if isinstance(message, StartMessage):
             assert ("start" in data) == (message.start is not None)
             assert ("components" in data) == (message.components is not None)
@@ -298,24 +322,24 @@ class TestRejections:
         assert "$.components" in info.value.detail
 
     @pytest.mark.parametrize(
-        ("changes", "field"),
+        ("changes", "field", "reason"),
         [
-            ({"tracking_level": True}, "tracking_level"),
-            ({"tracking_level": "3"}, "tracking_level"),
-            ({"tracking_level": 4}, "tracking_level"),
-            ({"correlator": "not-a-uuid"}, "correlator"),
-            ({"project_name": " padded "}, "project_name"),
-            ({"project_name": "a\u0000b"}, "project_name"),
-            ({"start": -5}, "start"),
-            ({"start": 1.5}, "start"),
-            ({"python_v": 3.11}, "python_v"),
+            ({"tracking_level": True}, "tracking_level", "schema"),
+            ({"tracking_level": "3"}, "tracking_level", "schema"),
+            ({"tracking_level": 4}, "tracking_level", "schema"),
+            ({"correlator": "not-a-uuid"}, "correlator", "correlator"),
+            ({"project_name": " padded "}, "project_name", "schema"),
+            ({"project_name": "a\u0000b"}, "project_name", "schema"),
+            ({"start": -5}, "start", "timestamp"),
+            ({"start": 1.5}, "start", "timestamp"),
+            ({"python_v": 3.11}, "python_v", "schema"),
         ],
     )
-    def test_bad_values_name_the_field(self, changes, field):
+    def test_bad_values_name_the_field(self, changes, field, reason):
         """Each rejection says which field was wrong, so a sender can fix it."""
         with pytest.raises(DecodeError) as info:
             decode(datagram(**changes))
-        assert info.value.reason == "schema"
+        assert info.value.reason == reason
         assert field in info.value.detail
 
     def test_unknown_keys_are_their_own_reason(self):
@@ -341,3 +365,184 @@ class TestRejections:
         with pytest.raises(DecodeError) as info:
             decode(raw)
         assert info.value.reason == reason
+
+
+def close_datagram(*, counts: object = None, raw: bytes | None = None, **changes: object) -> bytes:
+    """A close datagram; ``counts`` replaces the first component's details."""
+    data: dict[str, object] = {
+        "correlator": "7c886a00-1111-4222-8333-123456789abc",
+        "minflow_v": "1.4.0",
+        "tracking_level": 3,
+        "end": RECEIVED - 10,
+        "execution_time": 2.5,
+        "components": [{"c": "minflow", "app_count": 3, "app_fails": 1}],
+    }
+    if counts is not None:
+        data["components"] = [{"c": "minflow", **counts}]  # type: ignore[dict-item]
+    data.update(changes)
+    return raw if raw is not None else b"1" + json.dumps(data).encode()
+
+
+UUID1 = "2f1e5a40-af61-11ef-9cd2-0242ac120002"
+
+
+class TestValueBounds:
+    @pytest.mark.parametrize(
+        ("payload", "reason"),
+        [
+            (close_datagram(counts={"app_count": -5, "app_fails": 0}), "count"),
+            (close_datagram(counts={"app_count": 2**64, "app_fails": 0}), "count"),
+            (close_datagram(counts={"app_count": 2**31, "app_fails": 0}), "count"),
+            (close_datagram(counts={"app_count": 2**53, "app_fails": 2**53}), "count"),
+            (close_datagram(counts={"app_count": True, "app_fails": 0}), "count"),
+            (close_datagram(counts={"app_count": 3.0, "app_fails": 0}), "count"),
+            (close_datagram(counts={"app_count": 3, "app_fails": False}), "count"),
+            (close_datagram(counts={"app_count": 3, "app_fails": 4}), "fails_over_count"),
+            (close_datagram(correlator=UUID1), "correlator"),
+            (close_datagram(correlator="00000000-0000-0000-0000-000000000000"), "correlator"),
+            (close_datagram(correlator="7c886a00-1111-4222-c333-123456789abc"), "correlator"),
+            (close_datagram(correlator="7C886A00-1111-4222-8333-123456789ABC"), "correlator"),
+            (close_datagram(end=86_400), "timestamp"),
+            (close_datagram(end=1_577_836_799), "timestamp"),
+            (close_datagram(end=4_070_908_800), "timestamp"),
+            (close_datagram(end=RECEIVED + 86_401), "timestamp"),
+            (close_datagram(end=True), "timestamp"),
+            (datagram(start=0), "timestamp"),
+            (datagram(start=4_070_908_800), "timestamp"),
+            (datagram(start=RECEIVED + 86_401), "timestamp"),
+            (close_datagram(execution_time=-0.5), "duration"),
+            (close_datagram(execution_time=31_536_000.5), "duration"),
+            (close_datagram(execution_time=10**30), "duration"),
+            (close_datagram(execution_time=True), "duration"),
+            (
+                close_datagram(raw=b'1{"correlator": "7c886a00-1111-4222-8333-123456789abc", '
+                               b'"end": 1795305802, "end": 1795305803, "execution_time": 1}'),
+                "duplicate_key",
+            ),
+            (
+                close_datagram(raw=b'1{"correlator":"7c886a00-1111-4222-8333-123456789abc",'
+                               b'"end":1795305802,"execution_time":1,"components":'
+                               b'[{"c":"minflow","app_count":1,"app_fails":0,"app_fails":5}]}'),
+                "duplicate_key",
+            ),
+            (datagram(components=[f"c{i}" for i in range(65)]), "schema"),
+        ],
+    )  # fmt: skip
+    def test_out_of_bounds_values_are_rejected_with_their_reason(self, payload, reason):
+        """Each value outside the schema's bounds is refused with its own reason."""
+        with pytest.raises(DecodeError) as info:
+            decode(payload, received=RECEIVED)
+        assert info.value.reason == reason
+        assert info.value.reason in rules.REASONS
+
+    @pytest.mark.parametrize(
+        "payload",
+        [
+            close_datagram(counts={"app_count": 0, "app_fails": 0}),
+            close_datagram(counts={"app_count": 2**31 - 1, "app_fails": 2**31 - 1}),
+            close_datagram(end=rules.EPOCH_MIN),
+            close_datagram(end=RECEIVED + 86_400),
+            close_datagram(execution_time=31_536_000),
+            close_datagram(execution_time=0),
+            datagram(start=RECEIVED + 86_400),
+            datagram(components=[f"c{i}" for i in range(64)]),
+            datagram(project_name="a: b", components=[{"c": "x.Y", "k": "1:2"}]),
+        ],
+    )
+    def test_values_at_the_bounds_are_accepted(self, payload):
+        """The bounds themselves are valid values."""
+        assert decode(payload, received=RECEIVED).correlator
+
+    def test_the_receipt_time_defaults_to_now(self):
+        """Without a receipt time, a time more than a day ahead of the clock is refused."""
+        import time
+
+        ahead = int(time.time()) + 2 * 86_400
+        with pytest.raises(DecodeError, match="timestamp"):
+            decode(datagram(start=ahead))
+        assert decode(datagram(start=int(time.time()))).start is not None
+
+    def test_bounds_apply_when_building_a_message(self):
+        """The SDK cannot even build a message whose counts break the schema."""
+        with pytest.raises(ValueError, match="app_fails"):
+            Component("minflow", {"app_count": 1, "app_fails": 2})
+        with pytest.raises(ValueError, match="app_count"):
+            Component("minflow", {"app_count": 2**31, "app_fails": 0})
+
+
+class TestRules:
+    @given(st.uuids())
+    def test_uuid4_is_version_4_with_the_rfc_4122_variant(self, value):
+        """Exactly the canonical text of version-4 RFC 4122 UUIDs is a correlator."""
+        import uuid
+
+        expected = value.version == 4 and value.variant == uuid.RFC_4122
+        assert rules.is_uuid4(str(value)) == expected
+        assert not rules.is_uuid4(str(value).upper()) or str(value) == str(value).upper()
+        assert not rules.is_uuid4(value.hex)
+
+    @given(st.text(max_size=40) | st.from_regex(r"[0-9a-f-]{36}", fullmatch=True))
+    def test_uuid4_refuses_other_text(self, text):
+        """Any text is a correlator only if it is the canonical form of a UUID4."""
+        import uuid
+
+        try:
+            parsed = uuid.UUID(text)
+        except ValueError:
+            parsed = None
+        expected = (
+            parsed is not None
+            and str(parsed) == text
+            and parsed.version == 4
+            and parsed.variant == uuid.RFC_4122
+        )
+        assert rules.is_uuid4(text) == expected
+
+    @given(st.text(max_size=70) | product_names | tokens | info_keys)
+    def test_name_rules_match_their_patterns(self, text):
+        """The regex-free name rules accept exactly what their documented patterns describe."""
+        import re
+
+        assert rules.is_product_name(text) == (
+            re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,39}", text, re.ASCII) is not None
+            and text != "python"
+        )
+        assert rules.is_token(text) == (re.fullmatch(r"[\x21-\x7e]{1,64}", text) is not None)
+        assert rules.is_info_key(text) == (
+            re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}", text, re.ASCII) is not None
+            and text != "c"
+        )
+
+    @given(st.recursive(
+        st.none() | st.integers() | st.text(alphabet=":ab\"{}", max_size=4),
+        lambda inner: st.lists(inner, max_size=3)
+        | st.lists(st.tuples(st.sampled_from(["a", "b", "a:b", ":"]), inner), max_size=4),
+        max_leaves=8,
+    ))  # fmt: skip
+    def test_the_colon_count_never_misses_a_duplicate_key(self, tree):
+        """When the cheap check says 'no duplicate keys', the exact check agrees."""
+
+        def dump(node: object) -> str:
+            if isinstance(node, list) and node and isinstance(node[0], tuple):
+                return "{" + ",".join(f"{json.dumps(k)}:{dump(v)}" for k, v in node) + "}"
+            if isinstance(node, list):
+                return "[" + ",".join(dump(v) for v in node) + "]"
+            return json.dumps(node)
+
+        text = dump(tree)
+        data = json.loads(text)
+        if not rules.may_have_duplicate_keys(text.encode(), rules.key_total(data)):
+            assert rules.duplicate_key(text) is None
+
+    def test_an_exact_check_names_the_repeated_key(self):
+        """The exact check names the key that appears twice, at any depth."""
+        assert rules.duplicate_key('{"a": [{"b": 1, "b": 2}]}') == "b"
+        assert rules.duplicate_key('{"a": 1, "b": {"a": 2}}') is None
+
+    def test_clamps_give_values_the_wire_takes(self):
+        """The sender's clamps map any number into the schema's bounds."""
+        assert [rules.clamp_count(n) for n in (-3, 0, 7, 2**53)] == [0, 0, 7, 2**31 - 1]
+        assert rules.clamp_duration(-1.0) == 0.0
+        assert rules.clamp_duration(1e12) == rules.DURATION_MAX
+        assert rules.clamp_duration(float("nan")) == 0.0
+        assert rules.clamp_duration(1.23456) == 1.235

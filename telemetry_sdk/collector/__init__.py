@@ -16,7 +16,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from ._ingest import Record, parse, record_from_message
 from ._metrics import Metrics
 from ._service import Collector, CollectorSettings, ListenError
-from ._store import SQLiteStore, Store, WriteResult
+from ._store import SQLiteStore, Store, StoreError, WriteResult
 
 __all__ = [
     "Collector",
@@ -26,6 +26,7 @@ __all__ = [
     "Record",
     "SQLiteStore",
     "Store",
+    "StoreError",
     "WriteResult",
     "parse",
     "record_from_message",

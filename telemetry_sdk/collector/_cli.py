@@ -33,7 +33,7 @@ from .._errors import ConfigurationError
 from ..cli import COLLECTOR_COMMANDS, PROG, Parser
 from ._options import OPTION, Option, parse_whole_number
 from ._service import Collector, CollectorSettings, ListenError
-from ._store import SQLiteStore
+from ._store import SQLiteStore, StoreError
 
 __all__ = ["build_parser", "format_leaderboard", "main", "settings_from_args"]
 
@@ -149,6 +149,8 @@ def _run_collector(args: argparse.Namespace) -> int:
             collector.start()
         except ListenError as exc:
             return _fail(_listen_failure(exc))
+        except StoreError as exc:
+            return _fail(str(exc))
         except sqlite3.Error as exc:
             return _fail(f"cannot open the database {settings.db}: {exc}")
         except OSError as exc:
@@ -174,7 +176,11 @@ def _open_existing(path: str, *, readonly: bool) -> SQLiteStore | None:
     if not Path(path).is_file():
         _fail(f"no database at {path}")
         return None
-    return SQLiteStore.open(path, readonly=readonly)
+    try:
+        return SQLiteStore.open(path, readonly=readonly)
+    except StoreError as exc:
+        _fail(str(exc))
+        return None
 
 
 def _print_leaderboard(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from ._health import Health
 from ._metrics import Metrics
 from ._store import SQLiteStore
 
@@ -56,7 +57,7 @@ class CollectorHTTPServer(ThreadingHTTPServer):
         metrics: Metrics,
         admin_token: str | None,
         writable: Callable[[], SQLiteStore],
-        healthy: Callable[[], bool],
+        healthy: Callable[[], Health],
     ) -> None:
         self.db_path = db_path
         self.metrics = metrics
@@ -143,11 +144,8 @@ class _Handler(BaseHTTPRequestHandler):
                 body = resources.files(__package__).joinpath("static", name).read_bytes()
                 self._send(HTTPStatus.OK, body, content_type)
             elif path == "/healthz":
-                ok = self.server.healthy()
-                self._json(
-                    HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE,
-                    {"status": "ok" if ok else "unhealthy"},
-                )
+                health = self.server.healthy()
+                self._json(health.status, health.body)
             elif path == "/metrics":
                 text = self.server.metrics.render()
                 self._send(HTTPStatus.OK, text.encode(), "text/plain; version=0.0.4; charset=utf-8")

@@ -1,31 +1,21 @@
 """From a datagram to a ``Record``: what the store needs to know about one message.
 
-The authority is ``telemetry_sdk._wire.decode`` with ``orjson``: the same cattrs schema and
-validators as the SDK. A rejected datagram raises ``DecodeError`` with a stable reason. A
-fast path (below) takes the common messages at a third of the cost and hands everything
-else to ``_wire.decode``.
+The authority is ``telemetry_sdk._wire.decode``: the same cattrs schema and validators as
+the SDK, all of whose rules live in ``telemetry_sdk._wire_rules``. A rejected datagram
+raises ``DecodeError`` with a stable reason. A fast path (below) takes the common messages
+at a third of the cost, checking them with the same rules, and hands everything else to
+``_wire.decode``.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any, Literal, NamedTuple
 
 import orjson
 
-from .._config import PROJECT_NAME_MAX
+from .. import _wire_rules as rules
 from .._wire import (
-    _COMPONENT_NAME_MAX,
-    _DURATION_MAX,
-    _EPOCH_MAX,
-    _INFO_KEY,
-    _INFO_KEYS_MAX,
-    _INFO_VALUE_MAX,
-    _INT_MAX,
-    _PRODUCT,
-    _TOKEN,
-    _UUID,
     MAX_DATAGRAM,
     CloseMessage,
     Component,
@@ -57,8 +47,6 @@ class Record(NamedTuple):
     project: str | None
     #: The components as sent (JSON text of the wire list), or ``None`` when absent.
     components: str | None
-    #: Their distinct names (for a close, without the entry that carries the app counts).
-    component_names: tuple[str, ...]
     start: int | None
     end: int | None
     execution_time: float | None
@@ -72,12 +60,11 @@ def _wire_components(components: tuple[Component, ...]) -> str:
 
 
 def _app_counts(components: tuple[Component, ...]) -> tuple[int | None, int | None]:
-    """The first component reporting ``app_count`` and ``app_fails`` as whole numbers."""
+    """The first component reporting both ``app_count`` and ``app_fails`` (valid by the rules)."""
     for component in components:
-        count = component.info.get("app_count")
-        fails = component.info.get("app_fails")
-        if type(count) is int and type(fails) is int and count >= 0 and fails >= 0:
-            return count, fails
+        info = component.info
+        if "app_count" in info and "app_fails" in info:
+            return info["app_count"], info["app_fails"]  # type: ignore[return-value]
     return None, None
 
 
@@ -96,7 +83,6 @@ def record_from_message(message: Message, received: int | None = None) -> Record
             level=message.tracking_level,
             project=message.project_name,
             components=None if components is None else _wire_components(components),
-            component_names=tuple(dict.fromkeys(c.name for c in components or ())),
             start=message.start,
             end=None,
             execution_time=None,
@@ -106,7 +92,6 @@ def record_from_message(message: Message, received: int | None = None) -> Record
         )
     assert isinstance(message, CloseMessage)
     count, fails = _app_counts(message.components)
-    names = (c.name for c in message.components if "app_count" not in c.info)
     return Record(
         kind="close",
         correlator=message.correlator,
@@ -117,7 +102,6 @@ def record_from_message(message: Message, received: int | None = None) -> Record
         level=message.tracking_level,
         project=message.project_name,
         components=_wire_components(message.components),
-        component_names=tuple(dict.fromkeys(names)),
         start=None,
         end=message.end,
         execution_time=message.execution_time,
@@ -125,11 +109,6 @@ def record_from_message(message: Message, received: int | None = None) -> Record
         app_fails=fails,
         received=when,
     )
-
-
-def _loads(text: str) -> object:
-    # orjson rejects NaN and Infinity, as protocol 1 requires.
-    return orjson.loads(text)
 
 
 def parse(datagram: bytes, received: int) -> Record:
@@ -140,7 +119,7 @@ def parse(datagram: bytes, received: int) -> Record:
     """
     record = fast_parse(datagram, received)
     if record is None:
-        record = record_from_message(decode(datagram, loads=_loads), received)
+        record = record_from_message(decode(datagram, received=received), received)
     return record
 
 
@@ -177,32 +156,14 @@ _CLOSE_KEYS = frozenset(
 )
 
 
-def _token(value: object) -> bool:
-    return type(value) is str and _TOKEN.fullmatch(value) is not None
-
-
-def _epoch(value: object) -> bool:
-    return type(value) is int and 0 < value < _EPOCH_MAX
-
-
-def _scalar(item: Any) -> bool:
-    kind = type(item)
-    if item is None or kind is bool:
-        return True
-    if kind is int:
-        return bool(-_INT_MAX <= item <= _INT_MAX)
-    if kind is float:
-        return math.isfinite(item)
-    return kind is str and len(item) <= _INFO_VALUE_MAX and bool(item.isprintable())
-
-
-def _fast_components(value: object) -> tuple[str, tuple[str, ...], list[dict[str, Any]]] | None:
-    """Check a components list; return its JSON, its names and its detailed entries."""
-    if type(value) is not list:
+def _fast_components(value: object) -> tuple[str, int | None, int | None, int] | None:
+    """Check a components list; return its JSON, the app counts it reports and its keys."""
+    if type(value) is not list or len(value) > rules.COMPONENTS_MAX:
         return None
     items: list[Any] = []
-    names: dict[str, None] = {}
-    detailed: list[dict[str, Any]] = []
+    count: int | None = None
+    fails: int | None = None
+    keys = 0
     for item in value:
         name: Any
         if type(item) is str:
@@ -210,26 +171,21 @@ def _fast_components(value: object) -> tuple[str, tuple[str, ...], list[dict[str
             info: dict[str, Any] | None = None
         elif type(item) is dict:
             name = item.get("c")
-            if type(name) is not str:
-                return None
+            keys += len(item)
             info = {k: v for k, v in item.items() if k != "c"}
-            if len(info) > _INFO_KEYS_MAX:
+            if rules.info_problem(info) is not None:
                 return None
-            for key, detail in info.items():
-                if _INFO_KEY.fullmatch(key) is None or not _scalar(detail):
-                    return None
         else:
             return None
-        if not 1 <= len(name) <= _COMPONENT_NAME_MAX or not name.isprintable():
+        if not rules.is_component_name(name):
             return None
         if info:
-            entry = {"c": name, **info}
-            items.append(entry)
-            detailed.append(entry)
+            items.append({"c": name, **info})
+            if count is None and "app_count" in info and "app_fails" in info:
+                count, fails = info["app_count"], info["app_fails"]
         else:
             items.append(name)
-        names[name] = None
-    return orjson.dumps(items).decode(), tuple(names), detailed
+    return orjson.dumps(items).decode(), count, fails, keys
 
 
 _START_REQUIRED = frozenset({"correlator", "python_v", "platform.system", "tracking_level"})
@@ -241,8 +197,9 @@ _CACHE_MAX = 4096
 # kept, and only values that cannot be confused by equality (strings, None, JSON bytes):
 # numbers and booleans are always checked per message, since ``1 == 1.0 == True``.
 _shapes: dict[tuple[str, ...], tuple[bool, str | None, str | None] | None] = {}
-_start_parts: dict[tuple[Any, ...], tuple[str | None, tuple[str, ...]]] = {}
-_close_parts: dict[tuple[Any, ...], tuple[str, tuple[str, ...], int | None, int | None]] = {}
+# Each entry ends with the number of keys in the component objects (for the duplicate check).
+_start_parts: dict[tuple[Any, ...], tuple[str | None, int]] = {}
+_close_parts: dict[tuple[Any, ...], tuple[str, int | None, int | None, int]] = {}
 
 
 def _shape(keys: tuple[str, ...]) -> tuple[bool, str | None, str | None] | None:
@@ -254,7 +211,7 @@ def _shape(keys: tuple[str, ...]) -> tuple[bool, str | None, str | None] | None:
         return None
     product_key = named[0] if named else None
     product = product_key[:-2] if product_key else None
-    if product is not None and (_PRODUCT.fullmatch(product) is None or product == "python"):
+    if product is not None and not rules.is_product_name(product):
         return None
     rest = set(keys) - set(named)
     if "end" in rest:
@@ -266,19 +223,14 @@ def _shape(keys: tuple[str, ...]) -> tuple[bool, str | None, str | None] | None:
     return False, product, product_key
 
 
-def _project_ok(value: object) -> bool:
-    return value is None or (
-        type(value) is str
-        and 1 <= len(value) <= PROJECT_NAME_MAX
-        and value.isprintable()
-        and value == value.strip()
-    )
-
-
 def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
     if len(cache) >= _CACHE_MAX:
         cache.clear()
     cache[key] = value
+
+
+def _time_ok(value: object, received: int) -> bool:
+    return rules.is_epoch(value) and rules.not_after_receipt(value, received)  # type: ignore[arg-type]
 
 
 def fast_parse(datagram: bytes, received: int) -> Record | None:
@@ -299,14 +251,15 @@ def fast_parse(datagram: bytes, received: int) -> Record | None:
     if shape is None:
         return None
     is_close, product, product_key = shape  # type: ignore[misc]
+    components = data.get("components", None if not is_close else [])
     correlator = data["correlator"]
-    if type(correlator) is not str or _UUID.fullmatch(correlator) is None:
+    if not rules.is_uuid4(correlator):
         return None
     truncated = data.get("components_truncated", False)
     if type(truncated) is not bool:
         return None
     level = data.get("tracking_level")
-    if level is not None and (type(level) is not int or not 1 <= level <= 3):
+    if level is not None and not rules.is_level(level):
         return None
     version = data[product_key] if product_key is not None else None
     project = data.get("project_name")
@@ -315,7 +268,6 @@ def fast_parse(datagram: bytes, received: int) -> Record | None:
     for text in (version, project, python_v, platform):
         if text is not None and type(text) is not str:
             return None
-    components = data.get("components", None if not is_close else [])
     parts_key = (
         product,
         version,
@@ -325,80 +277,67 @@ def fast_parse(datagram: bytes, received: int) -> Record | None:
         platform,
     )
     if is_close:
-        return _fast_close(data, correlator, product, level, parts_key, received)
+        return _fast_close(
+            datagram, data, correlator, product, level, parts_key, components, received
+        )
     start = data.get("start")
-    if level is None or (start is not None and not _epoch(start)):
+    if level is None or (start is not None and not _time_ok(start, received)):
         return None
     parts = _start_parts.get(parts_key)
     if parts is None:
         if not (
-            _token(version)
-            and _token(parts_key[4])
-            and _token(parts_key[5])
-            and _project_ok(project)
+            rules.is_token(version)
+            and rules.is_token(python_v)
+            and rules.is_token(platform)
+            and (project is None or rules.is_project_name(project))
         ):
             return None
         if components is None:
-            parts = (None, ())
+            parts = (None, 0)
         else:
             checked = _fast_components(components)
             if checked is None:
                 return None
-            parts = checked[0], checked[1]
+            parts = (checked[0], checked[3])
         _remember(_start_parts, parts_key, parts)
+    # orjson keeps the last of two equal keys; one rule says when none can have been repeated.
+    if rules.may_have_duplicate_keys(datagram, len(data) + parts[1]):
+        return None
     return Record(
-        "start", correlator, product, version, parts_key[4], parts_key[5], level, project,
-        parts[0], parts[1], start, None, None, None, None, received,
+        "start", correlator, product, version, python_v, platform, level, project,
+        parts[0], start, None, None, None, None, received,
     )  # fmt: skip
 
 
 def _fast_close(
+    datagram: bytes,
     data: dict[str, Any],
     correlator: str,
     product: str | None,
     level: int | None,
     parts_key: tuple[Any, ...],
+    components: object,
     received: int,
 ) -> Record | None:
     end = data["end"]
-    duration = data["execution_time"]
-    if type(duration) is int:
-        duration = float(duration)
-    if not _epoch(end) or type(duration) is not float or not 0.0 <= duration <= _DURATION_MAX:
+    duration = rules.as_duration(data["execution_time"])
+    if not _time_ok(end, received) or not rules.is_duration(duration):
         return None
     version = parts_key[1]
+    project = parts_key[2]
     parts = _close_parts.get(parts_key)
     if parts is None:
-        if (product is not None and not _token(version)) or not _project_ok(parts_key[2]):
+        if (product is not None and not rules.is_token(version)) or not (
+            project is None or rules.is_project_name(project)
+        ):
             return None
-        checked = _fast_components(data.get("components", []))
-        if checked is None:
+        parts = _fast_components(components)
+        if parts is None:
             return None
-        text, _, detailed = checked
-        count: int | None = None
-        fails: int | None = None
-        for entry in detailed:
-            app_count = entry.get("app_count")
-            app_fails = entry.get("app_fails")
-            if (
-                type(app_count) is int
-                and type(app_fails) is int
-                and app_count >= 0
-                and app_fails >= 0
-            ):
-                count, fails = app_count, app_fails
-                break
-        listed: list[Any] = data.get("components", [])
-        found: dict[str, None] = {}
-        for item in listed:
-            if type(item) is str:
-                found[item] = None
-            elif "app_count" not in item:
-                found[item["c"]] = None
-        names = tuple(found)
-        parts = (text, names, count, fails)
         _remember(_close_parts, parts_key, parts)
+    if rules.may_have_duplicate_keys(datagram, len(data) + parts[3]):
+        return None
     return Record(
-        "close", correlator, product, version, None, None, level, parts_key[2],
-        parts[0], parts[1], None, end, duration, parts[2], parts[3], received,
+        "close", correlator, product, version, None, None, level, project,
+        parts[0], None, end, duration, parts[1], parts[2], received,
     )  # fmt: skip

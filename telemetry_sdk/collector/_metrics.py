@@ -2,27 +2,35 @@
 
 The receiver (in the service's process) counts what arrives; the ingest side (decoding and
 writing, possibly in a child process) keeps its counters in ``IngestStats``, a flat list of
-numbers that the child sends back to the parent after every batch.
+numbers that the child sends back to the parent after every batch. A writer process that
+is restarted starts counting from zero: the parent adds what its predecessors counted
+(``IngestStats.combined``).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from attrs import define, field
+
+from .._wire_rules import REASONS
+from ._ratelimit import LIMITS
 
 __all__ = ["INGEST_SLOTS", "REASONS", "IngestStats", "Metrics"]
 
 #: Upper bounds (seconds) of the write latency histogram.
 _LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-#: Why a datagram can be rejected (``DecodeError.reason``).
-REASONS = ("size", "protocol", "encoding", "json", "schema", "unknown_field")
-
 # Slots of ``IngestStats.values``.
 _BATCHES, _WRITTEN, _ERRORS, _LOST, _LATENCY_SUM, _ACCEPTED, _DELETED_RUN = range(7)
 _REJECTED = 7
 _BUCKETS = _REJECTED + len(REASONS)
-INGEST_SLOTS = _BUCKETS + len(_LATENCY_BUCKETS) + 1
+_MORE = _BUCKETS + len(_LATENCY_BUCKETS) + 1
+# Counters, then two times (epoch seconds; the latest wins) and a gauge (the current wins).
+_EXPIRED, _LAST_OK, _LAST_ERROR, _HELD = range(_MORE, _MORE + 4)
+INGEST_SLOTS = _MORE + 4
+_LATEST = (_LAST_OK, _LAST_ERROR)
+_CURRENT = (_HELD,)
 
 
 @define
@@ -30,6 +38,16 @@ class IngestStats:
     """What decoding and writing counted, as a flat list of numbers (easy to ship)."""
 
     values: list[float] = field(factory=lambda: [0.0] * INGEST_SLOTS)
+
+    @staticmethod
+    def combined(before: list[float], current: list[float]) -> list[float]:
+        """What earlier writer processes counted (``before``) together with the current one."""
+        out = [a + b for a, b in zip(before, current, strict=True)]
+        for slot in _LATEST:
+            out[slot] = max(before[slot], current[slot])
+        for slot in _CURRENT:
+            out[slot] = current[slot]
+        return out
 
     def accept(self, messages: int) -> None:
         """Count valid messages handed to the store."""
@@ -50,15 +68,30 @@ class IngestStats:
         values[_LATENCY_SUM] += seconds
         values[_WRITTEN] += messages
         values[_BATCHES] += 1
-
-    def drop_deleted(self, messages: int) -> None:
-        """Count valid messages dropped because their run was deleted."""
-        self.values[_DELETED_RUN] += messages
+        values[_LAST_OK] = time.time()
 
     def fail(self, messages: int) -> None:
         """Count one batch of ``messages`` that could not be written."""
         self.values[_ERRORS] += 1
         self.values[_LOST] += messages
+        self.values[_LAST_ERROR] = time.time()
+
+    def write_ok(self) -> None:
+        """Note that a write (other than a batch) committed."""
+        self.values[_LAST_OK] = time.time()
+
+    def failed_attempt(self) -> None:
+        """Note that a write failed (it may still succeed when retried)."""
+        self.values[_LAST_ERROR] = time.time()
+
+    def drop_deleted(self, messages: int) -> None:
+        """Count valid messages dropped because their run was deleted (not accepted)."""
+        self.values[_DELETED_RUN] += messages
+
+    def expire(self, closes: int, held: int) -> None:
+        """Count held Parsl closes that expired; ``held`` are still waiting."""
+        self.values[_EXPIRED] += closes
+        self.values[_HELD] = held
 
     def _int(self, slot: int) -> int:
         return int(self.values[slot])
@@ -75,7 +108,7 @@ class IngestStats:
 
     @property
     def deleted_run(self) -> int:
-        """Valid messages dropped because their run was deleted."""
+        """Valid messages dropped because their run was deleted (not accepted, not written)."""
         return self._int(_DELETED_RUN)
 
     @property
@@ -98,6 +131,26 @@ class IngestStats:
         """Messages in failed batches."""
         return self._int(_LOST)
 
+    @property
+    def held_closes_expired(self) -> int:
+        """Parsl closes dropped because their start did not come in time."""
+        return self._int(_EXPIRED)
+
+    @property
+    def held_closes(self) -> int:
+        """Parsl closes held, waiting for their start (as of the last expiry check)."""
+        return self._int(_HELD)
+
+    @property
+    def last_write_ok(self) -> float:
+        """When a batch was last committed (epoch seconds; 0: never)."""
+        return self.values[_LAST_OK]
+
+    @property
+    def last_write_error(self) -> float:
+        """When a write last failed (epoch seconds; 0: never)."""
+        return self.values[_LAST_ERROR]
+
     def latency(self) -> tuple[list[int], float]:
         """Batches per latency bucket, and the total seconds."""
         counts = self.values[_BUCKETS : _BUCKETS + len(_LATENCY_BUCKETS) + 1]
@@ -109,12 +162,33 @@ class Metrics:
     """What the collector counts: the receiver's counters and the ingest side's."""
 
     received: int = 0
-    rate_limited: int = 0
+    #: Datagrams dropped by each rate limit (``_ratelimit.LIMITS``: address, prefix, global).
+    rate_limited_by: dict[str, int] = field(factory=lambda: dict.fromkeys(LIMITS, 0))
     #: Datagrams dropped because too many were waiting to be decoded and written.
     queue_dropped: int = 0
     #: Datagrams handed to the ingest side.
     queued: int = 0
+    #: Datagrams handed to the ingest side and not yet committed (or rejected).
+    waiting: int = 0
+    #: Datagrams the kernel dropped because the socket's receive buffer was full
+    #: (Linux: the socket's ``drops`` in ``/proc/net/udp``; 0 elsewhere).
+    kernel_dropped: int = 0
+    #: Datagrams still waiting when a stop gave up on the writer (never written).
+    stop_lost: int = 0
+    #: Times the writer process was restarted after it died.
+    writer_restarts: int = 0
+    #: Whether the writer is running.
+    writer_up: bool = False
+    #: The socket's receive buffer as granted by the kernel, in bytes.
+    receive_buffer_bytes: int = 0
+    #: When the collector started (epoch seconds).
+    started: float = field(factory=time.time)
     ingest: IngestStats = field(factory=IngestStats)
+
+    @property
+    def rate_limited(self) -> int:
+        """Datagrams dropped by any rate limit."""
+        return sum(self.rate_limited_by.values())
 
     @property
     def accepted(self) -> int:
@@ -133,12 +207,16 @@ class Metrics:
 
     @property
     def depth(self) -> int:
-        """Datagrams received and queued but not yet decoded (and written)."""
-        ingest = self.ingest
-        return max(0, self.queued - ingest.accepted - sum(ingest.rejected.values()))
+        """Datagrams received and queued but not yet decoded and committed."""
+        return self.waiting
+
+    @property
+    def lost(self) -> int:
+        """Every datagram lost to a fault: kernel buffer, queue full, failed write, stop."""
+        return self.kernel_dropped + self.queue_dropped + self.ingest.lost + self.stop_lost
 
     def summary(self) -> dict[str, int]:
-        """The main counters, for the final log line."""
+        """The main counters, for the final log line; ``lost`` is the sum of the losses."""
         ingest = self.ingest
         return {
             "received": self.received,
@@ -146,9 +224,12 @@ class Metrics:
             "written": ingest.written,
             "rejected": self.rejected_total,
             "rate_limited": self.rate_limited,
-            "queue_dropped": self.queue_dropped,
-            "lost": ingest.lost,
             "deleted_run": ingest.deleted_run,
+            "kernel_dropped": self.kernel_dropped,
+            "queue_dropped": self.queue_dropped,
+            "write_lost": ingest.lost,
+            "stop_lost": self.stop_lost,
+            "lost": self.lost,
         }
 
     def render(self) -> str:
@@ -173,8 +254,8 @@ class Metrics:
         metric(
             "rate_limited_total",
             "counter",
-            "Datagrams dropped by the per-source rate limit.",
-            [("", self.rate_limited)],
+            "Datagrams dropped by a rate limit, by limit (address, prefix, global).",
+            [(f'{{limit="{k}"}}', n) for k, n in self.rate_limited_by.items()],
         )
         metric(
             "queue_dropped_total",
@@ -190,7 +271,7 @@ class Metrics:
         metric(
             "deleted_run_dropped_total",
             "counter",
-            "Valid messages dropped because their run was deleted.",
+            "Valid messages dropped because their run was deleted (not accepted or written).",
             [("", ingest.deleted_run)],
         )
         metric(
@@ -201,6 +282,55 @@ class Metrics:
         )
         metric(
             "lost_total", "counter", "Accepted messages lost to failed writes.", [("", ingest.lost)]
+        )
+        metric(
+            "kernel_dropped_total",
+            "counter",
+            "Datagrams the kernel dropped because the receive buffer was full.",
+            [("", self.kernel_dropped)],
+        )
+        metric(
+            "stop_lost_total",
+            "counter",
+            "Datagrams not written because a stop gave up waiting for the writer.",
+            [("", self.stop_lost)],
+        )
+        metric(
+            "held_closes_expired_total",
+            "counter",
+            "Parsl closes dropped because their start did not arrive in time.",
+            [("", ingest.held_closes_expired)],
+        )
+        metric(
+            "held_closes",
+            "gauge",
+            "Parsl closes held, waiting for their start.",
+            [("", ingest.held_closes)],
+        )
+        metric(
+            "writer_restarts_total",
+            "counter",
+            "Times the writer process was restarted after it died.",
+            [("", self.writer_restarts)],
+        )
+        metric("writer_up", "gauge", "Whether the writer is running.", [("", int(self.writer_up))])
+        metric(
+            "last_write_success_timestamp_seconds",
+            "gauge",
+            "When a batch was last committed.",
+            [("", ingest.last_write_ok)],
+        )
+        metric(
+            "last_write_error_timestamp_seconds",
+            "gauge",
+            "When a write last failed.",
+            [("", ingest.last_write_error)],
+        )
+        metric(
+            "receive_buffer_bytes",
+            "gauge",
+            "The UDP socket's receive buffer as granted by the kernel.",
+            [("", self.receive_buffer_bytes)],
         )
         samples: list[tuple[str, Any]] = []
         running = 0

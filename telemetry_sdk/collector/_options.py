@@ -154,3 +154,14 @@ def check_positive(_: object, attribute: Attribute[Any], value: int) -> None:
     if type(value) is not int or value < 1:
         msg = f"{attribute.name} must be a whole number >= 1, got {value!r}"
         raise ConfigurationError(msg)
+
+
+def check_prefix_bits(most: int) -> Callable[[object, Attribute[Any], int], None]:
+    """attrs validator: a network prefix length, a whole number 1..``most``."""
+
+    def check(_: object, attribute: Attribute[Any], value: int) -> None:
+        if type(value) is not int or not 1 <= value <= most:
+            msg = f"{attribute.name} must be a whole number 1-{most}, got {value!r}"
+            raise ConfigurationError(msg)
+
+    return check

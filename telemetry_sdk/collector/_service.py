@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import logging
@@ -10,10 +11,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from attrs import define, field, frozen
+from attrs import define, field, frozen, validators
+from attrs.validators import instance_of
 
 from .._errors import TelemetryError
 from ._admin_token import read_token_file, validate_token
+from ._health import Health, HealthPolicy, assess
 from ._http import CollectorHTTPServer
 from ._metrics import Metrics
 from ._options import (
@@ -21,6 +24,7 @@ from ._options import (
     check_non_negative,
     check_optional_address,
     check_positive,
+    check_prefix_bits,
     option,
     parse_address,
     parse_address_or_off,
@@ -28,10 +32,10 @@ from ._options import (
     parse_whole_number,
     show_address,
 )
-from ._ratelimit import RateLimiter
+from ._ratelimit import Limit, RateLimiter
 from ._receiver import Receiver
 from ._store import SQLiteStore
-from ._writer import Writer, WriterProcess
+from ._writer import HELD_CLOSE_TTL, Writer, WriterProcess
 
 __all__ = ["Collector", "CollectorSettings", "ListenError", "parse_address"]
 
@@ -74,6 +78,16 @@ class ListenError(TelemetryError, OSError):
         self.errno = cause.errno
         self.setting = setting
         self.address = address
+
+
+def _set_receive_buffer(sock: socket.socket, size: int) -> None:
+    """Ask for a receive buffer of ``size`` bytes; past ``net.core.rmem_max`` where allowed."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+    force = getattr(socket, "SO_RCVBUFFORCE", None)
+    if force is not None and sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < size:
+        # Linux, with CAP_NET_ADMIN only: beyond the system's cap.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, force, size)
 
 
 @frozen(kw_only=True)
@@ -145,13 +159,122 @@ class CollectorSettings:
             metavar="B",
         ),
     )
-    rcvbuf: int = RCVBUF
+    #: The same per network prefix (a /``ipv4_prefix`` or /``ipv6_prefix`` network);
+    #: ``None`` means ten times ``rate`` and ``burst`` (so ``rate=0`` turns both off).
+    prefix_rate: float | None = field(
+        default=None,
+        validator=validators.optional(check_non_negative),
+        metadata=option(
+            help="datagrams per second allowed from one network (see --ipv4-prefix, "
+            "--ipv6-prefix), sustained; 0 disables the limit",
+            parse=parse_number,
+            metavar="R",
+            show=lambda v: "ten times --rate" if v is None else f"{v:g}",
+        ),
+    )
+    prefix_burst: int | None = field(
+        default=None,
+        validator=validators.optional(check_positive),
+        metadata=option(
+            help="datagrams one network may send at once before --prefix-rate applies",
+            parse=parse_whole_number,
+            metavar="B",
+            show=lambda v: "ten times --burst" if v is None else str(v),
+        ),
+    )
+    ipv4_prefix: int = field(
+        default=24,
+        validator=check_prefix_bits(32),
+        metadata=option(
+            help="IPv4 addresses sharing this many leading bits are one network",
+            parse=parse_whole_number,
+            metavar="BITS",
+        ),
+    )
+    ipv6_prefix: int = field(
+        default=64,
+        validator=check_prefix_bits(128),
+        metadata=option(
+            help="IPv6 addresses sharing this many leading bits are one network",
+            parse=parse_whole_number,
+            metavar="BITS",
+        ),
+    )
+    #: Datagrams per second over all sources together (0: no cap) and the burst allowed:
+    #: far above real usage, below what the writer stores losslessly.
+    global_rate: float = field(
+        default=20_000.0,
+        validator=check_non_negative,
+        metadata=option(
+            help="datagrams per second accepted from all sources together; 0 disables the cap",
+            parse=parse_number,
+            metavar="R",
+            show="{:g}".format,
+        ),
+    )
+    global_burst: int = field(
+        default=100_000,
+        validator=check_positive,
+        metadata=option(
+            help="datagrams accepted at once from all sources together",
+            parse=parse_whole_number,
+            metavar="B",
+        ),
+    )
+    #: UDP receive buffer asked for, in bytes; the kernel may grant less (it is logged).
+    rcvbuf: int = field(
+        default=RCVBUF,
+        validator=check_positive,
+        metadata=option(
+            help="UDP receive buffer to ask the kernel for; the size granted is logged "
+            "(Linux caps it at net.core.rmem_max)",
+            parse=parse_whole_number,
+            metavar="BYTES",
+        ),
+    )
     #: Datagrams received but not yet decoded and written, at most (about 300 bytes each);
     #: beyond it new ones are dropped and counted (``queue_dropped``).
-    max_queued: int = 500_000
-    #: Write from a child process (the default: the receive loop keeps the GIL to itself)
-    #: or from a thread in this process.
+    max_queued: int = field(
+        default=500_000,
+        validator=check_positive,
+        metadata=option(
+            help="datagrams waiting to be written, at most (about 300 bytes each); beyond it "
+            "new ones are dropped and counted; /healthz says 503 above 80 % of it",
+            parse=parse_whole_number,
+            metavar="N",
+        ),
+    )
+    #: Write from a supervised child process (the default: the receive loop keeps the GIL
+    #: to itself) or from a thread in this process.
     writer_process: bool = True
+    #: Seconds a Parsl close is held waiting for its start before it is dropped (7 days).
+    held_close_ttl: float = field(
+        default=HELD_CLOSE_TTL,
+        validator=check_non_negative,
+        metadata=option(
+            help="seconds a Parsl close is held waiting for its start before it is dropped "
+            "and counted (604800: 7 days; 0 holds none)",
+            parse=parse_number,
+            metavar="SECONDS",
+            show="{:g}".format,
+        ),
+    )
+    #: When ``/healthz`` says 503 (queue fraction, stale writes).
+    health: HealthPolicy = field(factory=HealthPolicy, validator=instance_of(HealthPolicy))
+    #: Seconds ``stop()`` waits for the writer to commit what it was handed.
+    stop_timeout: float = field(default=120.0, validator=check_non_negative)
+
+    def rate_limiter(self) -> RateLimiter:
+        """The receiver's rate limits, as these settings describe them."""
+        prefix_rate = 10 * self.rate if self.prefix_rate is None else self.prefix_rate
+        prefix_burst = 10 * self.burst if self.prefix_burst is None else self.prefix_burst
+        return RateLimiter(
+            address=Limit(self.rate, self.burst),
+            prefix=Limit(prefix_rate, prefix_burst),
+            total=Limit(self.global_rate, self.global_burst),
+            ipv4_prefix=self.ipv4_prefix,
+            ipv6_prefix=self.ipv6_prefix,
+        )
 
 
 @define
@@ -195,30 +318,56 @@ class Collector:
         address = self.http_address
         return None if address is None else f"http://{_show(address)}/"
 
+    @property
+    def writer_pid(self) -> int | None:
+        """The writer process's id (``None`` with a writer thread or while it restarts)."""
+        writer = self._writer
+        return writer.pid if isinstance(writer, WriterProcess) else None
+
+    def health(self) -> Health:
+        """What ``/healthz`` answers (see ``_health``)."""
+        writer = self._writer
+        return assess(
+            self.metrics,
+            writer_alive=writer is not None and writer.alive,
+            max_queued=self.settings.max_queued,
+            policy=self.settings.health,
+        )
+
     def start(self) -> Collector:
-        """Open the store, bind the sockets and start the threads."""
+        """Open the store, bind the sockets and start the threads.
+
+        Raises ``StoreError`` if the database cannot be written, ``OSError`` if a socket
+        cannot be bound.
+        """
         settings = self.settings
-        self._store = SQLiteStore.open(settings.db)
+        limiter = settings.rate_limiter()  # refuses invalid limits before anything opens
+        store = SQLiteStore.open(settings.db)  # proves it can write (StoreError if not)
+        if settings.writer_process:
+            store.close()  # the writer process opens its own
+        else:
+            self._store = store
         family = socket.AF_INET6 if ":" in settings.udp[0] else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, settings.rcvbuf)
+            _set_receive_buffer(sock, settings.rcvbuf)
             sock.bind(settings.udp)
         except OSError as exc:
             sock.close()
-            self._store.close()
+            if self._store is not None:
+                self._store.close()
             raise ListenError("udp", settings.udp, exc) from exc
         self._sock = sock
         if settings.writer_process:
             self._writer = WriterProcess(
-                self.metrics, settings.max_queued, db_path=str(settings.db)
+                self.metrics, settings.max_queued, settings.held_close_ttl, db_path=str(settings.db)
             )
         else:
-            self._writer = Writer(self.metrics, settings.max_queued, store=self._store)
+            self._writer = Writer(
+                self.metrics, settings.max_queued, settings.held_close_ttl, store=self._store
+            )
         self._writer.start()
-        self._receiver = Receiver(
-            sock, RateLimiter(settings.rate, settings.burst), self.metrics, self._writer.submit
-        )
+        self._receiver = Receiver(sock, limiter, self.metrics, self._writer.submit)
         self._receiver.start()
         if settings.http is not None:
             try:
@@ -228,7 +377,7 @@ class Collector:
                     metrics=self.metrics,
                     admin_token=settings.admin_token,
                     writable=self._admin,
-                    healthy=lambda: bool(self._writer and self._writer.alive),
+                    healthy=self.health,
                 )
             except OSError as exc:
                 self.stop()
@@ -240,13 +389,23 @@ class Collector:
                 daemon=True,
             )
             self._http_thread.start()
+        # Linux reports twice what it sets aside for data (the rest is bookkeeping), and
+        # caps what it grants at net.core.rmem_max.
         buffer = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        self.metrics.receive_buffer_bytes = buffer
         logger.info(
-            "receiving UDP on %s (receive buffer %d KiB), storing in %s",
+            "receiving UDP on %s (receive buffer: %d KiB asked, %d KiB granted), storing in %s",
             _show(self.udp_address),
+            settings.rcvbuf // 1024,
             buffer // 1024,
             settings.db,
         )
+        if buffer < settings.rcvbuf:
+            logger.warning(
+                "the kernel granted a smaller receive buffer than asked (--rcvbuf); bursts may "
+                "be dropped: raise net.core.rmem_max (sysctl) to at least %d",
+                settings.rcvbuf,
+            )
         for what, address in (("UDP", settings.udp), ("HTTP", settings.http)):
             if address is not None and not _is_loopback(address[0]):
                 logger.warning(
@@ -263,10 +422,15 @@ class Collector:
                 _show(self.http_address or ()),
                 self.http_url,
             )
-        if settings.rate > 0:
+        if limiter.enabled:
             logger.info(
-                "rate limit: %g datagrams/s per source, bursts of %d", settings.rate, settings.burst
-            )
+                "rate limits (datagrams/s, burst): per address %g, %d; per /%d or /%d network "
+                "%g, %d; all sources %g, %d (0: no limit)",
+                limiter.address.rate, limiter.address.burst,
+                limiter.ipv4_prefix, limiter.ipv6_prefix,
+                limiter.prefix.rate, limiter.prefix.burst,
+                limiter.total.rate, limiter.total.burst,
+            )  # fmt: skip
         return self
 
     def _admin(self) -> SQLiteStore:
@@ -286,7 +450,7 @@ class Collector:
         if self._receiver is not None:
             self._receiver.stop()
         if self._writer is not None:
-            self._writer.stop()
+            self._writer.stop(self.settings.stop_timeout)
         if self._sock is not None:
             self._sock.close()
         for store in (self._store, self._admin_store):

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import datetime
 import functools
+import logging
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -26,9 +28,12 @@ from typing import Any, Protocol
 import orjson
 from attrs import define, field, frozen
 
+from .._errors import TelemetryError
 from ._ingest import Record
 
-__all__ = ["EXEC_BUCKETS", "SQLiteStore", "Store", "WriteResult"]
+logger = logging.getLogger("telemetry_sdk.collector")
+
+__all__ = ["EXEC_BUCKETS", "SQLiteStore", "Store", "StoreError", "WriteResult"]
 
 #: Upper bounds (seconds) and labels of the execution time histogram.
 EXEC_BUCKETS: tuple[tuple[float, str], ...] = (
@@ -73,9 +78,12 @@ CREATE TABLE IF NOT EXISTS pending_closes (
     execution_time REAL,
     app_count INTEGER,
     app_fails INTEGER,
-    day INTEGER NOT NULL
+    day INTEGER NOT NULL,
+    received INTEGER
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS deleted_runs (corr BLOB PRIMARY KEY) WITHOUT ROWID;
+-- What the collector notes about itself; written at every start to prove it can write.
+CREATE TABLE IF NOT EXISTS collector_meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rollup (
     kind TEXT NOT NULL,
     product TEXT NOT NULL,
@@ -138,8 +146,8 @@ _PENDING_COLUMNS_TEXT = ", ".join(
     "c.json" if c == "close_components" else f'p."{c}"' for c in _PENDING_COLUMNS
 )
 _INSERT_PENDING = (
-    f"INSERT INTO pending_closes (corr, {_PENDING_SELECT}) "
-    f"VALUES (?, {', '.join('?' * len(_PENDING_COLUMNS))})"
+    f"INSERT INTO pending_closes (corr, {_PENDING_SELECT}, received) "
+    f"VALUES (?, {', '.join('?' * (len(_PENDING_COLUMNS) + 1))})"
 )
 _UPSERT_ROLLUP = """
 INSERT INTO rollup (kind, product, key, runs, points, x, y) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -155,6 +163,10 @@ Row = list[Any]
 #: A pending close: ``_PENDING_COLUMNS`` in order.
 Pending = tuple[Any, ...]
 Deltas = dict[tuple[str, str, str], list[int]]
+
+
+class StoreError(TelemetryError):
+    """The database cannot be opened for what the collector needs (for example, writing)."""
 
 
 @frozen
@@ -196,9 +208,27 @@ class Store(Protocol):
         """Delete everything held about one run; return how many records went."""
         ...
 
+    def expire_pending(self, received_before: int) -> int:
+        """Drop held Parsl closes received before ``received_before`` (epoch s); how many."""
+        ...
+
+    def pending_count(self) -> int:
+        """How many Parsl closes are held, waiting for their start."""
+        ...
+
     def close(self) -> None:
         """Release the connection."""
         ...
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a database made by an older version up to this schema."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(pending_closes)")}
+    if "received" not in columns:
+        # Held closes from before: their receipt is known to the day.
+        conn.execute("ALTER TABLE pending_closes ADD COLUMN received INTEGER")
+        conn.execute(f"UPDATE pending_closes SET received = day * {_DAY}")
+    conn.execute("CREATE INDEX IF NOT EXISTS pending_by_received ON pending_closes (received)")
 
 
 def correlator_key(correlator: str) -> bytes:
@@ -391,6 +421,10 @@ class _Run:
 class SQLiteStore:
     """The SQLite store (WAL mode). One writer connection; readers open ``readonly=True``.
 
+    Every write is one transaction that either commits whole or leaves the database *and*
+    this object's caches as they were; every read that takes several statements sees one
+    snapshot.
+
     >>> store = SQLiteStore.open("usage.db")
     >>> store.write_batch([record_from_message(message)])
     """
@@ -398,26 +432,53 @@ class SQLiteStore:
     path: str
     _conn: sqlite3.Connection
     readonly: bool = False
-    _lock: threading.Lock = field(factory=threading.Lock)
-    #: Component list (JSON text) -> id in ``component_sets``; valid for this connection.
+    _lock: threading.RLock = field(factory=threading.RLock)
+    #: Component list (JSON text) -> id in ``component_sets``: only ids that are committed.
     _set_ids: dict[str, int] = field(factory=dict)
+    #: Ids stored by the transaction in progress; they join ``_set_ids`` once it commits.
+    _new_set_ids: dict[str, int] = field(factory=dict)
 
     @classmethod
     def open(cls, path: str | Path, *, readonly: bool = False) -> SQLiteStore:
-        """Open (and, unless ``readonly``, create) the database at ``path``."""
+        """Open (and, unless ``readonly``, create) the database at ``path``.
+
+        Unless ``readonly``, the store proves it can write (one committed row in
+        ``collector_meta``) and raises ``StoreError`` saying why when it cannot: a
+        read-only file, a directory where SQLite cannot create the ``-wal`` and ``-shm``
+        files, a full disk.
+        """
         text = str(path)
         if readonly:
             uri = f"{Path(text).resolve().as_uri()}?mode=ro"
-            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout = 5000")
-            conn.execute("PRAGMA query_only = ON")
-            return cls(text, conn, readonly=True)
-        conn = sqlite3.connect(text, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 10000")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA cache_size = -32768")
-        conn.executescript(_SCHEMA)
+            reader = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            reader.execute("PRAGMA busy_timeout = 5000")
+            reader.execute("PRAGMA query_only = ON")
+            return cls(text, reader, readonly=True)
+        conn: sqlite3.Connection | None = None
+        try:
+            conn = sqlite3.connect(text, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 10000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA cache_size = -32768")
+            conn.executescript(_SCHEMA)
+            _migrate(conn)
+            conn.execute(
+                "INSERT OR REPLACE INTO collector_meta (key, value) VALUES ('opened', ?)",
+                (int(time.time()),),
+            )
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                msg = "SQLite could not switch it to WAL mode (it needs to create -wal and -shm)"
+                raise sqlite3.OperationalError(msg)
+        except sqlite3.Error as exc:
+            if conn is not None:
+                conn.close()
+            msg = (
+                f"cannot write the database {text}: {exc}; the collector needs to write the "
+                "file and to create files next to it (-wal, -shm): check the permissions "
+                "of the file and its directory, and the free space"
+            )
+            raise StoreError(msg) from exc
         return cls(text, conn)
 
     def close(self) -> None:
@@ -427,16 +488,40 @@ class SQLiteStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: all of it commits, or none of it and no cache keeps it."""
         with self._lock:
             conn = self._conn
+            self._new_set_ids.clear()
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
-                self._set_ids.clear()  # ids stored by the rolled-back transaction are gone
+                # SQLite rolls some failures back by itself (SQLITE_FULL, SQLITE_IOERR):
+                # a ROLLBACK then fails, and must not hide the first error.
+                if conn.in_transaction:
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        logger.warning("rolling back failed", exc_info=True)
+                self._new_set_ids.clear()
                 raise
-            conn.execute("COMMIT")
+            if len(self._set_ids) + len(self._new_set_ids) > _SET_CACHE_MAX:
+                self._set_ids.clear()
+            self._set_ids.update(self._new_set_ids)
+            self._new_set_ids.clear()
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """Several reads that see one state of the database (a read transaction)."""
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN")
+            try:
+                yield
+            finally:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
 
     # -- writing --
 
@@ -502,6 +587,7 @@ class SQLiteStore:
         )
         pending_new: dict[bytes, Pending] = {}
         pending_gone: set[bytes] = set()
+        pending_received: dict[bytes, int] = {}
         suppressed = 0
 
         for key, record in keyed:
@@ -517,6 +603,7 @@ class SQLiteStore:
                             _fill_close(run.new, _pending_from(record))
                 elif key not in pending_old and key not in pending_new:
                     pending_new[key] = _pending_from(record)
+                    pending_received[key] = record.received
                 continue
             run_or_none = runs.get((key, product))
             if run_or_none is None:
@@ -563,7 +650,10 @@ class SQLiteStore:
             set_id = self._set_id
             conn.executemany(
                 _INSERT_PENDING,
-                [(k, v[0], set_id(conn, v[1]), *v[2:]) for k, v in pending_new.items()],
+                [
+                    (k, v[0], set_id(conn, v[1]), *v[2:], pending_received[k])
+                    for k, v in pending_new.items()
+                ],
             )
         if pending_gone:
             conn.executemany(
@@ -580,6 +670,8 @@ class SQLiteStore:
             return None
         found = self._set_ids.get(text)
         if found is None:
+            found = self._new_set_ids.get(text)
+        if found is None:
             conn.execute(
                 "INSERT INTO component_sets (json) VALUES (?) ON CONFLICT (json) DO NOTHING",
                 (text,),
@@ -587,9 +679,7 @@ class SQLiteStore:
             (found,) = conn.execute(
                 "SELECT id FROM component_sets WHERE json = ?", (text,)
             ).fetchone()
-            if len(self._set_ids) >= _SET_CACHE_MAX:
-                self._set_ids.clear()
-            self._set_ids[text] = found
+            self._new_set_ids[text] = found
         return found
 
     def _stored_run(
@@ -638,6 +728,27 @@ class SQLiteStore:
             conn.execute("INSERT OR IGNORE INTO deleted_runs (corr) VALUES (?)", (key,))
             self._apply_deltas(conn, deltas)
         return gone
+
+    def expire_pending(self, received_before: int) -> int:
+        """Drop the held Parsl closes received before ``received_before`` (epoch seconds).
+
+        A close whose start never arrives would otherwise be held forever and count in no
+        view. Returns how many were dropped. It also notes when it ran (``collector_meta``),
+        so that it always writes: an idle collector learns this way whether it still can.
+        """
+        with self._transaction() as conn:
+            dropped = conn.execute(
+                "DELETE FROM pending_closes WHERE received < ?", (received_before,)
+            ).rowcount
+            conn.execute(
+                "INSERT OR REPLACE INTO collector_meta (key, value) VALUES ('expired', ?)",
+                (int(time.time()),),
+            )
+            return dropped
+
+    def pending_count(self) -> int:
+        """How many Parsl closes are held, waiting for their start."""
+        return int(self._query("SELECT count(*) FROM pending_closes")[0][0])
 
     def rebuild_rollups(self) -> None:
         """Recompute every rollup from the runs (after a bulk load or a manual repair)."""
@@ -690,6 +801,10 @@ class SQLiteStore:
 
     def stats(self, product: str) -> dict[str, Any]:
         """Runs per day, versions, Python versions, platforms, components, apps, run times."""
+        with self._snapshot():
+            return self._stats(product)
+
+    def _stats(self, product: str) -> dict[str, Any]:
         total = self._query(
             "SELECT runs, points FROM rollup WHERE kind = 'total' AND product = ?", (product,)
         )
@@ -742,10 +857,13 @@ class SQLiteStore:
     def get_run(self, correlator: str) -> dict[str, Any] | None:
         """Everything held about one run (per product), or ``None`` if nothing is."""
         key = correlator_key(correlator)
-        rows = self._query(f"SELECT {_RUN_COLUMNS} FROM {_RUN_FROM} WHERE runs.corr = ?", (key,))
-        pending = self._query(
-            f"SELECT {_PENDING_COLUMNS_TEXT} FROM {_PENDING_FROM} WHERE p.corr = ?", (key,)
-        )
+        with self._snapshot():
+            rows = self._query(
+                f"SELECT {_RUN_COLUMNS} FROM {_RUN_FROM} WHERE runs.corr = ?", (key,)
+            )
+            pending = self._query(
+                f"SELECT {_PENDING_COLUMNS_TEXT} FROM {_PENDING_FROM} WHERE p.corr = ?", (key,)
+            )
         if not rows and not pending:
             return None
         return {
