@@ -131,8 +131,11 @@ class ActiveRun:
     def record_app(self, *, failed: bool = False) -> None:
         """Apps are counted at level 3 only."""
 
-    def close(self, timeout: float) -> None:
-        """End the run, queue its close message if it has one, wait ``timeout`` for delivery."""
+    def close(self, timeout: float | None) -> None:
+        """End the run, queue its close message if it has one, wait for delivery.
+
+        The wait is at most ``timeout`` seconds (None: ``_transport.DRAIN_TIMEOUT``).
+        """
         facts = self.end()
         if facts is None:
             return
@@ -140,7 +143,7 @@ class ActiveRun:
         if job is not None:
             _transport.submit(job)
         _transport.hurry(self.route)
-        _transport.flush(timeout)
+        _transport.flush(_transport.DRAIN_TIMEOUT if timeout is None else max(0.0, timeout))
 
     def end(self) -> CloseFacts | None:
         """Mark the run closed and end its span; its end time and final counts.

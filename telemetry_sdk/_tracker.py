@@ -131,6 +131,4 @@ class UsageTracker:
         if run is None:
             return
         with capture_internal_exceptions():
-            from ._transport import DRAIN_TIMEOUT
-
-            run.close(DRAIN_TIMEOUT if timeout is None else max(0.0, timeout))
+            run.close(timeout)
