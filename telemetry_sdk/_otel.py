@@ -44,6 +44,7 @@ from attrs import define, field
 from . import _consent
 from ._config import Product
 from ._otelsetting import SPANS_FILE, SUFFIX, SpanSetting, SpanSettingError, parse
+from ._wire_rules import clamp_duration
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -251,8 +252,8 @@ class RunSpan:
             attributes = {
                 "usage.app_count": app_count,
                 "usage.app_fails": app_fails,
-                # Rounded as ``_collect.build_close`` rounds it for the close message.
-                "usage.execution_time": round(max(0.0, execution_time), 3),
+                # Clamped and rounded as the close message's (``_collect.build_close``).
+                "usage.execution_time": clamp_duration(execution_time),
                 "usage.end": int(wall),
             }
         end = _End(int(wall * 1e9), attributes)
