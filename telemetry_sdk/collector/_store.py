@@ -391,6 +391,29 @@ def _fill_close(
             row[_LEVEL] = level
 
 
+def _fill_progress(row: Row, record: Record) -> None:
+    """Keep an open run's latest counts from a progress message (a heartbeat).
+
+    A run's counts and run time only grow, so the message with the longest run time is the
+    latest; a repeated or late heartbeat, or one after the close, changes nothing.
+    """
+    if row[_HAS_CLOSE] or (row[_EXEC] is not None and record.execution_time <= row[_EXEC]):
+        return
+    row[_EXEC] = record.execution_time
+    row[_APP_COUNT] = record.app_count
+    row[_APP_FAILS] = record.app_fails
+    if row[_PROJECT] is None:
+        row[_PROJECT] = record.project
+    day = record.received // _DAY
+    if day < row[_DAY_COL]:
+        row[_DAY_COL] = day
+    if not row[_HAS_START]:
+        if row[_VERSION] is None:
+            row[_VERSION] = record.version
+        if row[_LEVEL] is None:
+            row[_LEVEL] = record.level
+
+
 def _pending_from(record: Record) -> Pending:
     return (
         record.project,
@@ -623,6 +646,8 @@ class SQLiteStore:
                     pending_gone.add(key)
                 if waiting is not None and not current[_HAS_CLOSE]:
                     _fill_close(current, waiting)
+            elif record.kind == "progress":
+                _fill_progress(current, record)
             elif not current[_HAS_CLOSE]:
                 _fill_close(current, _pending_from(record), record.version, record.level)
 
