@@ -84,7 +84,7 @@ class Response:
 class CollectorProcess:
     """``python -m telemetry_sdk collector`` on free loopback ports, with its own database."""
 
-    def __init__(self, directory: Path, *extra: str, db: Path | None = None) -> None:
+    def __init__(self, directory: Path, *extra: str, db: Path | str | None = None) -> None:
         self.directory = directory
         self.db = db or directory / "collector.db"
         self.ready_file = directory / f"ready-{uuid.uuid4().hex}.json"
@@ -187,3 +187,9 @@ class CollectorProcess:
             self.process.kill()
             self.process.wait(10)
         self._sock.close()
+
+
+def run_json(store: Any, correlator: str) -> dict[str, Any] | None:
+    """``store.get_run`` as the API serves it (``None`` when nothing is held)."""
+    run = store.get_run(correlator)
+    return None if run is None else run.to_json()

@@ -1,4 +1,8 @@
-"""Progress messages (heartbeats) on the collector: an open run's latest counts are kept."""
+"""Heartbeats and CI runs on the collector, on every engine.
+
+An open run keeps its latest counts; runs show as open, closed or never closed; runs from CI
+are left out of the views unless asked for.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +11,34 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _collector_support import close_message, start_message
+from _collector_support import close_message, run_json, start_message
 
 from telemetry_sdk._wire import Component, ProgressMessage
-from telemetry_sdk.collector import Record, SQLiteStore, record_from_message
+from telemetry_sdk.collector import Record, Store, record_from_message
 
 DAY = 20_000 * 86_400
 REJECTED = "telemetry_collector_rejected_total"
 ACCEPTED = "telemetry_collector_accepted_total"
 
 
-def start(correlator: str) -> Record:
+def environment(ci: str) -> Component:
+    return Component(
+        "telemetry_sdk.Environment",
+        {"cpus": "2-4", "gpus": 0, "scheduler": "none", "container": "none", "ci": ci},
+    )
+
+
+def start(correlator: str, *, ci: str | None = None, project: str | None = None) -> Record:
+    components = () if ci is None else (environment(ci),)
     return record_from_message(
-        start_message(correlator=correlator, tracking_level=3, start=1795305801), DAY
+        start_message(
+            correlator=correlator,
+            tracking_level=3,
+            start=1795305801,
+            project_name=project,
+            components=components,
+        ),
+        DAY,
     )
 
 
@@ -45,17 +64,15 @@ def close(correlator: str, apps: int, fails: int) -> Record:
     )
 
 
-@pytest.fixture
-def store(tmp_path: Path):
-    opened = SQLiteStore.open(tmp_path / "store.db")
-    yield opened
-    opened.close()
-
-
-def counts(store: SQLiteStore, correlator: str) -> tuple[Any, ...]:
-    found = store.get_run(correlator)
+def row(store: Store, correlator: str) -> dict[str, Any]:
+    found = run_json(store, correlator)
     assert found is not None
-    (run,) = found["runs"]
+    (only,) = found["runs"]
+    return only
+
+
+def counts(store: Store, correlator: str) -> tuple[Any, ...]:
+    run = row(store, correlator)
     return run["app_count"], run["app_fails"], run["execution_time"], run["has_close"]
 
 
@@ -65,17 +82,18 @@ class TestProgress:
         run = str(uuid.uuid4())
         store.write_batch([start(run), progress(run, 1, apps=10, fails=1)])
         assert counts(store, run) == (10, 1, 3600.25, False)
+        assert row(store, run)["heartbeats"] == 1
         store.write_batch([progress(run, 2, apps=25, fails=2)])
         assert counts(store, run) == (25, 2, 7200.25, False)
         store.write_batch([close(run, apps=30, fails=2)])
         assert counts(store, run) == (30, 2, 9000.0, True)
+        assert row(store, run)["last_received"] == DAY + 9000
 
-    def test_late_repeated_or_post_close_heartbeats_change_nothing(self, store):
-        """An older heartbeat, a repeat, or one after the close leaves the run as it was."""
+    def test_late_repeated_or_post_close_heartbeats_keep_the_counts(self, store):
+        """An older heartbeat, a repeat, or one after the close leaves the counts as they were."""
         run = str(uuid.uuid4())
         store.write_batch([start(run), progress(run, 2, apps=25)])
-        result = store.write_batch([progress(run, 1, apps=10), progress(run, 2, apps=25)])
-        assert result.changed == 0
+        store.write_batch([progress(run, 1, apps=10), progress(run, 2, apps=25)])
         assert counts(store, run) == (25, 0, 7200.25, False)
         store.write_batch([close(run, apps=30, fails=2), progress(run, 3, apps=40)])
         assert counts(store, run) == (30, 2, 9000.0, True)
@@ -85,23 +103,86 @@ class TestProgress:
         run = str(uuid.uuid4())
         store.write_batch([progress(run, 1, apps=4, project_name="proj")])
         store.write_batch([start(run)])
-        found = store.get_run(run)
-        assert found is not None
-        (row,) = found["runs"]
-        assert (row["level"], row["version"], row["project"]) == (3, "1.4.0", "proj")
-        assert row["has_start"]
-        assert row["app_count"] == 4
+        found = row(store, run)
+        assert (found["level"], found["version"], found["project"]) == (3, "1.4.0", "proj")
+        assert found["has_start"]
+        assert found["app_count"] == 4
 
     def test_stats_count_an_open_runs_apps_once(self, store):
         """The app totals follow the latest heartbeat, never adding heartbeats up."""
         run = str(uuid.uuid4())
         store.write_batch([start(run), progress(run, 1, apps=10, fails=1)])
         store.write_batch([progress(run, 2, apps=25, fails=2)])
-        apps = store.stats("minflow")["apps"]
-        assert (apps["runs"], apps["apps"], apps["failures"]) == (1, 25, 2)
+        apps = store.stats("minflow").apps
+        assert (apps.runs, apps.apps, apps.failures) == (1, 25, 2)
         store.write_batch([close(run, apps=30, fails=3)])
-        apps = store.stats("minflow")["apps"]
-        assert (apps["runs"], apps["apps"], apps["failures"]) == (1, 30, 3)
+        apps = store.stats("minflow").apps
+        assert (apps.runs, apps.apps, apps.failures) == (1, 30, 3)
+
+
+class TestStatus:
+    def test_open_closed_and_never_closed(self, store):
+        """A run heard from lately is open; silent past three intervals, never closed."""
+        from telemetry_sdk.collector._store_views import run_json as as_json
+
+        run = str(uuid.uuid4())
+        store.write_batch([start(run), progress(run, 1, apps=3)])
+        detail = store.get_run(run)
+        assert detail is not None
+        (stored,) = detail.runs
+        heard = DAY + 3600
+        assert as_json(stored, now=heard + 3 * 3600)["status"] == "open"
+        assert as_json(stored, now=heard + 3 * 3600 + 1)["status"] == "never_closed"
+        store.write_batch([close(run, apps=4, fails=0)])
+        assert row(store, run)["status"] == "closed"
+
+    def test_below_level_3_there_is_no_status(self, store):
+        """A level-1 run has no lifecycle to follow: status is null."""
+        record = record_from_message(start_message(tracking_level=1), DAY)
+        store.write_batch([record])
+        assert row(store, record.correlator)["status"] is None
+
+
+class TestCI:
+    def test_ci_runs_are_flagged_and_left_out_unless_asked_for(self, store):
+        """A CI run is stored as such; leaderboard, products and stats leave it out by default."""
+        user, ci_run = str(uuid.uuid4()), str(uuid.uuid4())
+        store.write_batch(
+            [
+                start(user, ci="none", project="lab"),
+                start(ci_run, ci="github_actions", project="lab"),
+                close(user, apps=5, fails=1),
+                close(ci_run, apps=50, fails=10),
+            ]
+        )
+        assert row(store, user)["ci"] is False
+        assert row(store, ci_run)["ci"] is True
+        board = store.leaderboard("minflow")
+        assert [(r.project, r.points, r.runs) for r in board] == [("lab", 2, 1)]
+        board = store.leaderboard("minflow", include_ci=True)
+        assert [(r.project, r.points, r.runs) for r in board] == [("lab", 4, 2)]
+        assert [(p.product, p.runs) for p in store.products()] == [("minflow", 1)]
+        assert [(p.product, p.runs) for p in store.products(include_ci=True)] == [("minflow", 2)]
+        stats = store.stats("minflow")
+        assert (stats.runs, stats.apps.apps, stats.levels["3"]) == (1, 5, 1)
+        stats = store.stats("minflow", include_ci=True)
+        assert (stats.runs, stats.apps.apps, stats.apps.failures) == (2, 55, 11)
+        assert stats.versions[0].runs == 2
+
+    def test_a_product_seen_only_in_ci_is_listed_only_with_ci(self, store):
+        """A product whose every run came from CI shows up only when CI runs are included."""
+        run = str(uuid.uuid4())
+        store.write_batch([start(run, ci="gitlab")])
+        assert store.products() == []
+        assert [p.product for p in store.products(include_ci=True)] == ["minflow"]
+
+    def test_deleting_a_ci_run_removes_it_from_the_ci_views(self, store):
+        """Deletion subtracts a CI run from the counts that include CI."""
+        run = str(uuid.uuid4())
+        store.write_batch([start(run, ci="jenkins", project="p"), close(run, apps=2, fails=0)])
+        assert store.delete_run(run) >= 1
+        assert store.leaderboard("minflow", include_ci=True) == []
+        assert store.products(include_ci=True) == []
 
 
 @pytest.mark.slow

@@ -11,13 +11,12 @@ Exit status: 0 success, 1 an operational failure, 2 a usage or configuration err
 from __future__ import annotations
 
 import argparse
+import datetime
 import errno
 import json
 import logging
 import os
-import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -30,16 +29,16 @@ import attrs
 import orjson
 
 from .._errors import ConfigurationError
+from .._wire_rules import is_stored_correlator
 from ..cli import COLLECTOR_COMMANDS, PROG, Parser
+from ._export import ExportError, export_runs
 from ._options import OPTION, OPTION_GROUP, Option, parse_whole_number
 from ._service import Collector, CollectorSettings, ListenError
-from ._store import SQLiteStore, StoreError
+from ._store import SCHEMA_VERSION, Store, StoreError, open_store, shown_url
 
 __all__ = ["build_parser", "format_leaderboard", "main", "settings_from_args"]
 
 logger = logging.getLogger("telemetry_sdk.collector")
-
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _fail(message: str, code: int = 1) -> int:
@@ -133,6 +132,8 @@ def settings_from_args(args: argparse.Namespace) -> CollectorSettings:
     defaults = {a.name: a for a in attrs.fields(CollectorSettings)}
     for group, values in groups.items():
         given[group] = type(_default(defaults[group]))(**values)
+    if getattr(args, "no_migrate", False):
+        given["migrate"] = False
     return CollectorSettings(**given)
 
 
@@ -187,8 +188,6 @@ def _run_collector(args: argparse.Namespace) -> int:
             return _fail(_listen_failure(exc))
         except StoreError as exc:
             return _fail(str(exc))
-        except sqlite3.Error as exc:
-            return _fail(f"cannot open the database {settings.db}: {exc}")
         except OSError as exc:
             return _fail(f"cannot start: {exc.strerror or exc}")
         if args.ready_file:
@@ -208,12 +207,9 @@ def _run_collector(args: argparse.Namespace) -> int:
 # -- telemetry-sdk collector leaderboard / delete ---------------------------------------------
 
 
-def _open_existing(path: str, *, readonly: bool) -> SQLiteStore | None:
-    if not Path(path).is_file():
-        _fail(f"no database at {path}")
-        return None
+def _open_existing(url: str, *, readonly: bool) -> Store | None:
     try:
-        return SQLiteStore.open(path, readonly=readonly)
+        return open_store(url, readonly=readonly, create=False)
     except StoreError as exc:
         _fail(str(exc))
         return None
@@ -225,8 +221,8 @@ def _print_leaderboard(args: argparse.Namespace) -> int:
     if store is None:
         return 1
     try:
-        products = [args.product] if args.product else [p["product"] for p in store.products()]
-        boards = {p: store.leaderboard(p, args.limit) for p in products}
+        products = [args.product] if args.product else [p.product for p in store.products()]
+        boards = {p: [r.to_json() for r in store.leaderboard(p, args.limit)] for p in products}
     finally:
         store.close()
     if args.json:
@@ -257,7 +253,7 @@ def format_leaderboard(product: str, rows: list[dict[str, object]]) -> str:
 def _delete_run(args: argparse.Namespace) -> int:
     """Delete everything held about one run, from every view."""
     correlator = args.correlator.strip().lower()
-    if _UUID.fullmatch(correlator) is None:
+    if not is_stored_correlator(correlator):
         return _fail(f"a correlator is a UUID, got {args.correlator!r}", 2)
     store = _open_existing(args.db, readonly=False)
     if store is None:
@@ -270,6 +266,42 @@ def _delete_run(args: argparse.Namespace) -> int:
         print(f"deleted run {correlator} ({deleted} record{'s' if deleted > 1 else ''})")
     else:
         print(f"nothing held about run {correlator}; it will be dropped if it arrives")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    """Write one row per run of a product to a Parquet or CSV file."""
+    store = _open_existing(args.db, readonly=True)
+    if store is None:
+        return 1
+    try:
+        count = export_runs(
+            store, args.product, args.out, format=args.format, since=args.since, until=args.until
+        )
+    except (ExportError, StoreError) as exc:
+        return _fail(str(exc))
+    finally:
+        store.close()
+    print(f"wrote {count} run{'' if count == 1 else 's'} of {args.product} to {args.out}")
+    return 0
+
+
+def _date(text: str) -> datetime.date:
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        msg = f"expected a date as YYYY-MM-DD, got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    """Create or upgrade the collector's tables in a database to this version's schema."""
+    try:
+        store = open_store(args.db, migrate=True)
+    except StoreError as exc:
+        return _fail(str(exc))
+    store.close()
+    print(f"{shown_url(args.db)}: schema version {SCHEMA_VERSION}")
     return 0
 
 
@@ -316,17 +348,27 @@ def _positive_int(text: str) -> int:
     return value
 
 
+_DB_HELP = "the database: a SQLite file (PATH or sqlite:///PATH) or postgresql://..."
+
+
 def add_commands(commands: Any) -> None:
     """Add ``collector`` (with ``leaderboard`` and ``delete``) and ``demo`` to ``commands``."""
     collector = commands.add_parser(
         "collector",
         help=COLLECTOR_COMMANDS["collector"],
         description=(
-            "Receive usage datagrams over UDP, keep them in SQLite and serve the leaderboard, "
-            "stats, dashboard and metrics over HTTP. Listens on loopback unless told otherwise."
+            "Receive usage datagrams over UDP, keep them in SQLite or PostgreSQL and serve the "
+            "leaderboard, stats, dashboard and metrics over HTTP. Listens on loopback unless "
+            "told otherwise."
         ),
     )
     _add_setting_options(collector)
+    collector.add_argument(
+        "--no-migrate",
+        action="store_true",
+        help="refuse a database made by an older version instead of upgrading it "
+        "(then run 'telemetry-sdk collector migrate --db URL')",
+    )
     collector.add_argument(
         "--ready-file",
         metavar="FILE",
@@ -344,7 +386,7 @@ def add_commands(commands: Any) -> None:
     leaderboard = actions.add_parser(
         "leaderboard", help="print the leaderboard from a database, without HTTP"
     )
-    leaderboard.add_argument("--db", required=True, metavar="PATH", help="SQLite database")
+    leaderboard.add_argument("--db", required=True, metavar="URL", help=_DB_HELP)
     leaderboard.add_argument("--product", help="one product (default: every product)")
     leaderboard.add_argument(
         "--limit", type=_positive_int, default=50, help="rows per product (default: 50)"
@@ -355,9 +397,32 @@ def add_commands(commands: Any) -> None:
     delete = actions.add_parser(
         "delete", help="delete everything held about one run (honour a deletion request)"
     )
-    delete.add_argument("--db", required=True, metavar="PATH", help="SQLite database")
+    delete.add_argument("--db", required=True, metavar="URL", help=_DB_HELP)
     delete.add_argument("correlator", help="the run's correlator (a UUID)")
     delete.set_defaults(func=_delete_run)
+
+    migrate = actions.add_parser(
+        "migrate", help="create or upgrade the collector's tables to this version's schema"
+    )
+    migrate.add_argument("--db", required=True, metavar="URL", help=_DB_HELP)
+    migrate.set_defaults(func=_migrate)
+
+    export = actions.add_parser(
+        "export",
+        help="write one row per run of a product to a Parquet or CSV file",
+        description="Write one row per run of a product, with typed columns (see the README), "
+        "to a Parquet or CSV file, streaming in batches. --since and --until are days (UTC) "
+        "on which the collector first received the run, both included.",
+    )
+    export.add_argument("--db", required=True, metavar="URL", help=_DB_HELP)
+    export.add_argument("--product", required=True, help="the product whose runs to export")
+    export.add_argument("--since", type=_date, metavar="DATE", help="first day (YYYY-MM-DD)")
+    export.add_argument("--until", type=_date, metavar="DATE", help="last day (YYYY-MM-DD)")
+    export.add_argument(
+        "--format", choices=["parquet", "csv"], default="parquet", help="(default: parquet)"
+    )
+    export.add_argument("--out", required=True, metavar="FILE", help="the file to write")
+    export.set_defaults(func=_export)
 
     demo = commands.add_parser(
         "demo",

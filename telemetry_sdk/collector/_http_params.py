@@ -12,12 +12,16 @@ from typing import Any
 
 from attrs import frozen
 
+from .._wire_rules import STORED_CORRELATOR_PATTERN, is_stored_correlator
+
 __all__ = [
+    "CI",
     "CORRELATOR",
     "LIMIT",
     "PRODUCT",
     "UUID_PATTERN",
     "BadParameterError",
+    "ChoiceParam",
     "IntParam",
     "TextParam",
     "correlator",
@@ -25,8 +29,7 @@ __all__ = [
 
 _DIGITS = re.compile(r"[0-9]+")
 #: A correlator in a path: a lower-case UUID (any version; the store knows which exist).
-UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-_UUID = re.compile(UUID_PATTERN)
+UUID_PATTERN = STORED_CORRELATOR_PATTERN
 #: Text parameters: no control characters (C0, DEL, C1).
 _TEXT_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"
 _TEXT = re.compile(_TEXT_PATTERN)
@@ -93,16 +96,45 @@ class TextParam:
         return {"type": "string", "maxLength": self.max_length, "pattern": _TEXT_PATTERN}
 
 
+@frozen
+class ChoiceParam:
+    """A query parameter that is one of a few words; the first is the default."""
+
+    name: str
+    choices: tuple[str, ...]
+    description: str
+
+    def read(self, query: Mapping[str, str]) -> str:
+        """The word in ``query``, or the default; raise ``BadParameterError``."""
+        text = query.get(self.name)
+        if not text:
+            return self.choices[0]
+        if text not in self.choices:
+            msg = f"{self.name} must be one of {', '.join(self.choices)}"
+            raise BadParameterError(msg)
+        return text
+
+    def schema(self) -> dict[str, Any]:
+        """The OpenAPI schema of this parameter."""
+        return {"type": "string", "enum": list(self.choices), "default": self.choices[0]}
+
+
 PRODUCT = TextParam(
     "product", 200, "The product to show; the product with the most runs when absent."
 )
 LIMIT = IntParam("limit", 1, 1000, 50, "How many projects to list.")
+CI = ChoiceParam(
+    "ci",
+    ("exclude", "include"),
+    "Runs from CI (their Environment component names a CI service) are left out unless "
+    "'include': a project's test suite is not a user.",
+)
 CORRELATOR = "correlator"
 
 
 def correlator(text: str) -> str:
     """A run's correlator from a path; raise ``BadParameterError`` unless a lower-case UUID."""
-    if _UUID.fullmatch(text) is None:
+    if not is_stored_correlator(text):
         msg = "a correlator is a lower-case UUID such as 3f2b8c1e-0d4a-4e8b-9c6f-1a2b3c4d5e6f"
         raise BadParameterError(msg)
     return text

@@ -1,6 +1,7 @@
 """The endpoints of the HTTP side: what each route answers.
 
-Reads use their own read-only SQLite connections (a small pool); nothing here writes except
+Reads use read-only stores of their own (a small pool; ``open_store`` picks the engine, and
+``--read-db`` may point them at a replica); nothing here writes except
 ``DELETE /api/runs/<correlator>``, which needs the admin token. Endpoints are plain functions:
 Starlette runs them in its thread pool, so a slow query never holds up the event loop.
 """
@@ -23,10 +24,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ._health import Health
-from ._http_params import LIMIT, PRODUCT, correlator
+from ._http_params import CI, LIMIT, PRODUCT, correlator
 from ._openapi import openapi_document
 from ._prometheus import exposition
-from ._store import SQLiteStore
+from ._store import Store, open_store
 
 __all__ = ["HTTPContext", "json_response"]
 
@@ -44,20 +45,21 @@ _STATIC_TYPES = {
 class HTTPContext:
     """What the endpoints need: the database, the metrics, the admin token and the health."""
 
-    db_path: str
+    #: Where reads go (a store URL, see ``open_store``).
+    db: str
     registry: CollectorRegistry
     admin_token: str | None
-    writable: Callable[[], SQLiteStore]
+    writable: Callable[[], Store]
     healthy: Callable[[], Health]
-    _readers: queue.SimpleQueue[SQLiteStore] = field(factory=queue.SimpleQueue)
+    _readers: queue.SimpleQueue[Store] = field(factory=queue.SimpleQueue)
 
     @contextmanager
-    def reader(self) -> Iterator[SQLiteStore]:
+    def reader(self) -> Iterator[Store]:
         """A read-only store from the pool."""
         try:
             store = self._readers.get_nowait()
         except queue.Empty:
-            store = SQLiteStore.open(self.db_path, readonly=True)
+            store = open_store(self.db, readonly=True)
         try:
             yield store
         finally:
@@ -120,31 +122,37 @@ def openapi(request: Request) -> Response:
 
 def products(request: Request) -> Response:
     """Every product with its runs and points."""
+    include_ci = CI.read(request.query_params) == "include"
     with _context(request).reader() as store:
-        return json_response(200, {"products": store.products()})
+        found = store.products(include_ci=include_ci)
+        return json_response(200, {"products": [p.to_json() for p in found]})
 
 
-def _product(store: SQLiteStore, request: Request) -> str:
+def _product(store: Store, request: Request, include_ci: bool) -> str:
     product = PRODUCT.read(request.query_params)
     if product is None:
-        known = store.products()
-        product = known[0]["product"] if known else ""
+        known = store.products(include_ci=include_ci)
+        product = known[0].product if known else ""
     return product
 
 
 def leaderboard(request: Request) -> Response:
     """The ranked projects of one product."""
     limit = LIMIT.read(request.query_params)
+    include_ci = CI.read(request.query_params) == "include"
     with _context(request).reader() as store:
-        product = _product(store, request)
-        rows = store.leaderboard(product, limit)
+        product = _product(store, request, include_ci)
+        found = store.leaderboard(product, limit, include_ci=include_ci)
+        rows = [r.to_json() for r in found]
     return json_response(200, {"product": product, "leaderboard": rows})
 
 
 def stats(request: Request) -> Response:
     """The charts of one product."""
+    include_ci = CI.read(request.query_params) == "include"
     with _context(request).reader() as store:
-        return json_response(200, store.stats(_product(store, request)))
+        product = _product(store, request, include_ci)
+        return json_response(200, store.stats(product, include_ci=include_ci).to_json())
 
 
 def get_run(request: Request) -> Response:
@@ -152,7 +160,7 @@ def get_run(request: Request) -> Response:
     key = correlator(request.path_params["correlator"])
     with _context(request).reader() as store:
         run = store.get_run(key)
-    return error(404, "no such run") if run is None else json_response(200, run)
+    return error(404, "no such run") if run is None else json_response(200, run.to_json())
 
 
 def delete_run(request: Request) -> Response:
