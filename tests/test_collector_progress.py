@@ -185,6 +185,34 @@ class TestCI:
         assert store.products(include_ci=True) == []
 
 
+class TestSchema:
+    def test_a_schema_3_database_gets_the_new_columns_on_open(self, store_url):
+        """A database of schema 3 (no ci, last_received, heartbeats) is upgraded and works."""
+        from _store_engines import raw_execute, raw_query
+
+        from telemetry_sdk.collector import open_store
+
+        run = str(uuid.uuid4())
+        first = open_store(store_url)
+        first.write_batch([start(run)])
+        first.close()
+        for column in ("ci", "last_received", "heartbeats"):
+            raw_execute(store_url, f"ALTER TABLE runs DROP COLUMN {column}")
+        raw_execute(store_url, "UPDATE collector_meta SET value = '3' WHERE key = 'schema_version'")
+        upgraded = open_store(store_url)
+        try:
+            upgraded.write_batch([progress(run, 1, apps=2)])
+            found = row(upgraded, run)
+        finally:
+            upgraded.close()
+        assert (found["heartbeats"], found["app_count"], found["ci"]) == (1, 2, None)
+        assert found["last_received"] == DAY + 3600
+        (version,) = raw_query(
+            store_url, "SELECT value FROM collector_meta WHERE key = 'schema_version'"
+        )
+        assert int(version[0]) == 4
+
+
 @pytest.mark.slow
 class TestEndToEnd:
     def test_a_real_runs_heartbeats_reach_a_real_collector(self, tmp_path: Path) -> None:
@@ -232,3 +260,55 @@ class TestEndToEnd:
             assert accepted >= 3  # start, at least one heartbeat, close
         finally:
             collector.kill()
+
+
+class TestHTTP:
+    def query(self, tmp_path: Path, *paths: str) -> list[Any]:
+        """GET each path through the ASGI app over a store holding a user run and a CI run."""
+        from test_http_app import call, make_context
+
+        from telemetry_sdk.collector import Metrics, SQLiteStore
+
+        db = tmp_path / "ci.db"
+        store = SQLiteStore.open(db)
+        user, ci_run = str(uuid.uuid4()), str(uuid.uuid4())
+        store.write_batch(
+            [
+                start(user, ci="none", project="lab"),
+                start(ci_run, ci="travis", project="bot"),
+                close(user, apps=5, fails=0),
+                close(ci_run, apps=9, fails=0),
+            ]
+        )
+        store.close()
+        out = []
+        for path in paths:
+            metrics = Metrics()
+            response = call(make_context(db, metrics), metrics, path)
+            out.append((response.status_code, response.json()))
+        return out
+
+    def test_ci_runs_appear_only_with_ci_include(self, tmp_path: Path) -> None:
+        """?ci=include adds CI runs to the leaderboard, products and stats; default leaves out."""
+        found = self.query(
+            tmp_path,
+            "/api/leaderboard?product=minflow",
+            "/api/leaderboard?product=minflow&ci=include",
+            "/api/products",
+            "/api/products?ci=include",
+            "/api/stats?product=minflow&ci=exclude",
+            "/api/stats?product=minflow&ci=include",
+        )
+        assert all(status == 200 for status, _ in found)
+        assert [r["project"] for r in found[0][1]["leaderboard"]] == ["lab"]
+        assert [r["project"] for r in found[1][1]["leaderboard"]] == ["bot", "lab"]
+        assert found[2][1]["products"] == [{"product": "minflow", "runs": 1, "points": 2}]
+        assert found[3][1]["products"] == [{"product": "minflow", "runs": 2, "points": 4}]
+        assert found[4][1]["apps"]["apps"] == 5
+        assert found[5][1]["apps"]["apps"] == 14
+
+    def test_a_bad_ci_value_is_a_clear_400(self, tmp_path: Path) -> None:
+        """Anything but exclude or include is refused, saying which values are allowed."""
+        ((status, body),) = self.query(tmp_path, "/api/leaderboard?ci=yes")
+        assert status == 400
+        assert "ci must be one of exclude, include" in body["error"]
