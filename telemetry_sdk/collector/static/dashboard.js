@@ -209,7 +209,10 @@ async function refresh() {
 
 document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("product").addEventListener("change", refresh);
-  document.getElementById("include-ci").addEventListener("change", refresh);
+  const includeCI = document.getElementById("include-ci");
+  // /?ci=include opens the dashboard with CI runs counted (a link can say so).
+  includeCI.checked = new URLSearchParams(window.location.search).get("ci") === "include";
+  includeCI.addEventListener("change", refresh);
   refresh();
   setInterval(refresh, REFRESH_MS);
 });
