@@ -312,3 +312,33 @@ class TestHTTP:
         ((status, body),) = self.query(tmp_path, "/api/leaderboard?ci=yes")
         assert status == 400
         assert "ci must be one of exclude, include" in body["error"]
+
+
+class TestCommand:
+    def test_collector_leaderboard_leaves_ci_out_unless_asked(self, store_url, capsys) -> None:
+        """'collector leaderboard' counts CI runs only with --include-ci."""
+        import json
+
+        from telemetry_sdk.collector import open_store
+        from telemetry_sdk.collector._cli import main as collector_main
+
+        store = open_store(store_url)
+        user, ci_run = str(uuid.uuid4()), str(uuid.uuid4())
+        store.write_batch(
+            [start(user, ci="none", project="lab"), start(ci_run, ci="azure", project="ci-bot")]
+        )
+        store.write_batch([record_from_message(start_message(project_name="bot"), DAY)])
+        store.close()
+        base = ["collector", "leaderboard", "--db", store_url, "--json"]
+        assert collector_main(base) == 0
+        default = json.loads(capsys.readouterr().out)
+        assert collector_main([*base, "--include-ci"]) == 0
+        included = json.loads(capsys.readouterr().out)
+        assert [r["project"] for r in default["minflow"]] == ["lab", "bot"]
+        assert {r["project"] for r in included["minflow"]} == {"lab", "bot", "ci-bot"}
+        store = open_store(store_url)
+        try:
+            assert store.products()[0].runs == 2
+            assert store.products(include_ci=True)[0].runs == 3
+        finally:
+            store.close()
