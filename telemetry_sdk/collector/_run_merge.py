@@ -195,24 +195,26 @@ def fill_start(row: RunRow, record: Record) -> None:
 def fill_progress(row: RunRow, record: Record) -> None:
     """Keep an open run's latest counts and run time from a progress message.
 
-    Only a heartbeat numbered above the latest one counts: a late or repeated heartbeat, or
-    one after the close, changes nothing but ``last_received``.
+    Only a heartbeat numbered above the latest one counts: a late or repeated heartbeat
+    changes nothing but ``last_received``, and after the close the counts stay the close's.
     """
     beat = record.heartbeat or 0
-    if row.has_close or (row.heartbeats is not None and beat <= row.heartbeats):
+    if row.heartbeats is not None and beat <= row.heartbeats:
         return
+    # The same whatever the order: the highest number, the first receipt, what was missing.
     row.heartbeats = beat
-    row.execution_time = record.execution_time
-    row.app_count = record.app_count
-    row.app_fails = record.app_fails
+    row.received = min(row.received, record.received)
     if row.project is None:
         row.project = record.project
-    row.received = min(row.received, record.received)
     if not row.has_start:
         if row.version is None:
             row.version = record.version
         if row.level is None:
             row.level = record.level
+    if not row.has_close:  # the close's counts are final
+        row.execution_time = record.execution_time
+        row.app_count = record.app_count
+        row.app_fails = record.app_fails
 
 
 def fill_close(
