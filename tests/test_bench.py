@@ -265,6 +265,9 @@ class TestCollectorBenchmarks:
             "/api/leaderboard?product=P",
             "/api/stats?product=P",
             "/api/products",
+            "/api/leaderboard?product=P&ci=include",
+            "/api/stats?product=P&ci=include",
+            "/api/products?ci=include",
         ]
         memory = table_rows(out, "Collector resident memory")
         peak = next(r for r in memory if r[0].startswith("VmHWM (peak) after the queries"))
