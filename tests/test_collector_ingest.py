@@ -550,8 +550,10 @@ class TestLimitsOnARealCollector:
 
         collector = CollectorProcess(tmp_path).start()
         try:
-            # The corpus' times are relative to RECEIVED; rebase them on the collector's clock.
-            shift = int(time.time()) - RECEIVED
+            # The corpus' times are relative to RECEIVED; rebase them on the collector's clock,
+            # a minute ahead, so that "over a day ahead" stays so however late (< 60 s) the
+            # collector receives it on a loaded machine.
+            shift = int(time.time()) - RECEIVED + 60
             payloads = [rebase(payload, shift) for _, payload, _ in BOUNDS_CORPUS]
             collector.send(*payloads, bad_close(end=RECEIVED - 5 + shift))
             metrics = collector.wait_processed(len(payloads) + 1)
