@@ -48,9 +48,15 @@ route = _transport.Route(product="minflow", env_var="MINFLOW_USAGE_TRACKING",
     correlator="7c886a00-1111-4222-8333-444455556666", level=3,
     endpoint=parse_endpoint(endpoint), log_path=log, preview=False, **extra)
 state = _transport._state
-build = functools.partial(build_start, product, config, Level(3), route.correlator, time.time())
-def job():
-    return _transport.Job(route, "start", build)
+if "facts" in {f.name for f in attrs.fields(_transport.Job)}:  # the worker builds from facts
+    from telemetry_sdk._facts import StartFacts
+    facts = StartFacts(product, config, route.correlator, Level(3), time.time())
+    def job():
+        return _transport.Job(route, facts)
+else:  # older trees: a builder callable
+    build = functools.partial(build_start, product, config, Level(3), route.correlator, time.time())
+    def job():
+        return _transport.Job(route, "start", build)
 for _ in range(200):  # warm-up: imports, socket, file
     _transport._process(state, job(), resolve=True)
 flush = getattr(state.log, "flush", None)

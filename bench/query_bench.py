@@ -9,7 +9,8 @@ The database is filled by ``datagen.py`` (through the store's batch path) unless
 holds at least ``--runs`` runs. Then ``python -m telemetry_sdk collector`` is started on it in
 its own process, and ``--requests`` sequential requests (one new connection each, as a
 browser or a script would) go to each of ``/api/leaderboard``, ``/api/stats`` and
-``/api/products``, cycling through every product, after a warm-up. Reported: p50, p95, p99
+``/api/products``, cycling through every product, after a warm-up, and to each again with
+``ci=include`` (the views counting CI runs too). Reported: p50, p95, p99
 latency per endpoint, and the collector's VmRSS and VmHWM from /proc after the queries.
 """
 
@@ -142,6 +143,14 @@ def main(argv: list[str] | None = None) -> int:
                     f"/api/stats?product={urllib.parse.quote(p)}" for p in products
                 ],
                 "/api/products": ["/api/products"],
+                # The same views counting CI runs too (sums over two rollup kinds).
+                "/api/leaderboard?product=P&ci=include": [
+                    f"/api/leaderboard?product={urllib.parse.quote(p)}&ci=include" for p in products
+                ],
+                "/api/stats?product=P&ci=include": [
+                    f"/api/stats?product={urllib.parse.quote(p)}&ci=include" for p in products
+                ],
+                "/api/products?ci=include": ["/api/products?ci=include"],
             }
             for group in paths.values():  # warm-up: every path once
                 for path in group:

@@ -3,7 +3,10 @@
 - Level 1: the product's version, ``platform.python_version()``, ``platform.system()``.
 - Level 2: level 1 plus ``components``, a flat depth-first list of qualified class names.
 - Level 3: level 2 plus the ``start`` time, and the close message whose first component is
-  ``{"c": <product name>, "app_count": N, "app_fails": M}``.
+  ``{"c": <product name>, "app_count": N, "app_fails": M}``; while the run is open, a progress
+  message (a heartbeat) after each ``Config.heartbeat_interval`` with the counts so far.
+
+The worker calls :func:`build` with what the calling thread recorded (``_facts``).
 
 The walk starts at ``Config.components`` (every root is named, whatever its type) and
 descends only into what describes itself structurally: attrs instances, dataclasses, lists
@@ -24,10 +27,19 @@ import attrs
 
 from . import _wire_rules as rules
 from ._config import Config, Level, Product
-from ._wire import CloseMessage, Component, StartMessage
+from ._facts import Facts, ProgressFacts, StartFacts
+from ._wire import CloseMessage, Component, Message, ProgressMessage, StartMessage
 from .typing import Scalar
 
-__all__ = ["MAX_COMPONENTS", "MAX_DEPTH", "build_close", "build_start", "walk_components"]
+__all__ = [
+    "MAX_COMPONENTS",
+    "MAX_DEPTH",
+    "build",
+    "build_close",
+    "build_progress",
+    "build_start",
+    "walk_components",
+]
 
 #: How deep the walk descends below a root (a root is depth 0).
 MAX_DEPTH = 4
@@ -44,6 +56,31 @@ def _platform() -> tuple[str, str]:
     system = platform.system() or "unknown"
     most = rules.TOKEN_MAX
     return python_v.replace(" ", "_")[:most], system.replace(" ", "_")[:most]
+
+
+def build(facts: Facts) -> Message:
+    """The message that ``facts`` asks for (on the worker)."""
+    if isinstance(facts, StartFacts):
+        return build_start(facts.product, facts.config, facts.level, facts.correlator, facts.wall)
+    if isinstance(facts, ProgressFacts):
+        return build_progress(
+            facts.product,
+            facts.config,
+            facts.correlator,
+            seq=facts.seq,
+            execution_time=facts.execution_time,
+            app_count=facts.app_count,
+            app_fails=facts.app_fails,
+        )
+    return build_close(
+        facts.product,
+        facts.config,
+        facts.correlator,
+        end=facts.end,
+        execution_time=facts.execution_time,
+        app_count=facts.app_count,
+        app_fails=facts.app_fails,
+    )
 
 
 def build_start(
@@ -101,6 +138,34 @@ def build_close(
         execution_time=rules.clamp_duration(execution_time),
         components=listed,
         components_truncated=truncated,
+    )
+
+
+def build_progress(
+    product: Product,
+    config: Config,
+    correlator: str,
+    *,
+    seq: int,
+    execution_time: float,
+    app_count: int,
+    app_fails: int,
+) -> ProgressMessage:
+    """Heartbeat ``seq`` of a level-3 run that is still open: its counts and time so far.
+
+    Clamped as the close message is (``build_close``), so the collector never refuses it.
+    """
+    apps = rules.clamp_count(app_count)
+    return ProgressMessage(
+        correlator=correlator,
+        product=product.name,
+        version=product.version,
+        tracking_level=int(Level.EXECUTION),
+        project_name=config.project_name,
+        heartbeat=max(1, rules.clamp_count(seq)),
+        execution_time=rules.clamp_duration(execution_time),
+        app_count=apps,
+        app_fails=min(rules.clamp_count(app_fails), apps),
     )
 
 

@@ -34,6 +34,10 @@ class Level(enum.IntEnum):
     EXECUTION = 3
 
 
+#: The shortest heartbeat interval accepted, in seconds.
+HEARTBEAT_MIN = 1.0
+#: The default heartbeat interval: one progress message an hour, as Ray reports its usage.
+HEARTBEAT_DEFAULT = 3600.0
 _HOST = re.compile(r"[A-Za-z0-9_.-]{1,253}")
 
 
@@ -127,6 +131,22 @@ def _to_log_path(value: Any) -> Path | None:
     return Path(value).expanduser()
 
 
+def _to_heartbeat_interval(value: Any) -> float | None:
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not HEARTBEAT_MIN <= value < float("inf")
+    ):
+        msg = (
+            f"heartbeat_interval must be a number of seconds >= {HEARTBEAT_MIN:g} "
+            f"(finite), or None for no heartbeats, got {value!r}"
+        )
+        raise ConfigurationError(msg)
+    return float(value)
+
+
 def _check_product_name(_: object, __: object, value: Any) -> None:
     # The wire's rule: "python" is refused, its version key would be Python's "python_v".
     if not is_product_name(value):
@@ -179,3 +199,8 @@ class Config:
     )
     endpoint: Endpoint | None = field(default=None, converter=_to_endpoint)
     log_path: Path | None = field(default=None, converter=_to_log_path)
+    #: At level 3, a run still open after each this many seconds sends a progress message
+    #: (a heartbeat) with its counts so far; ``None``: no heartbeats.
+    heartbeat_interval: float | None = field(
+        default=HEARTBEAT_DEFAULT, converter=_to_heartbeat_interval
+    )

@@ -13,7 +13,9 @@ The effective level of a run is the minimum of
 which beats ``Product.endpoint``); an invalid value turns tracking off for the run, with a
 warning, because sending to an unintended place is worse than not sending.
 ``<PRODUCT>_USAGE_TRACKING_DEBUG`` (``1``/``true``/``yes``/``on``) is preview mode: messages
-are printed and logged, never sent; an unreadable value also means preview mode.
+are printed and logged, never sent, and no span is made; an unreadable value also means
+preview mode. ``<PRODUCT>_USAGE_TRACKING_OTEL`` asks for a span per run (``_otelsetting``
+reads it; it never changes the level).
 
 Unreadable outside settings never raise: they lower the level and warn once per process
 (``TrackingSettingWarning``; if the host turned warnings into errors, the warning goes to the
@@ -32,7 +34,7 @@ from pathlib import Path
 
 from attrs import field, frozen
 
-from . import _logsettings, _settings
+from . import _logsettings, _otelsetting, _settings
 from ._config import Config, Endpoint, Level, Product, parse_endpoint
 from ._errors import ConfigurationError, TrackingSettingWarning
 
@@ -87,6 +89,9 @@ class Decision:
     endpoint_source: str = "product"
     #: The log's rotation size and kept generations (``<PRODUCT>_USAGE_TRACKING_LOG_*``).
     log_limits: _logsettings.LogLimits = field(factory=_logsettings.LogLimits)
+    #: ``<PRODUCT>_USAGE_TRACKING_OTEL`` as set (stripped), when it asks for spans or cannot
+    #: be read (``_otel`` warns once then); None: no spans.
+    otel: str | None = None
 
 
 def default_log_path(product: Product, environ: Mapping[str, str]) -> Path:
@@ -185,6 +190,29 @@ def read_debug(prefix: str, environ: Mapping[str, str]) -> tuple[Reading, bool]:
     return Reading(name, None, f"{value!r} unreadable -> preview, not sent", problem), True
 
 
+def read_otel(
+    prefix: str, environ: Mapping[str, str], *, debug: bool
+) -> tuple[Reading, str | None]:
+    """``<PRODUCT>_USAGE_TRACKING_OTEL``: a span per run, or none (never a ceiling).
+
+    Returns the reading and the value for ``_otel`` (None: no spans). An unreadable value is
+    passed on, so that ``_otel`` warns once when a run would have had a span.
+    """
+    name = f"{prefix}{_otelsetting.SUFFIX}"
+    value = environ.get(name)
+    if value is None:
+        return Reading(name, None, "not set -> no spans"), None
+    try:
+        setting = _otelsetting.parse(value)
+    except _otelsetting.SpanSettingError as exc:
+        return Reading(name, None, f"{value!r} is {exc} -> no spans"), value.strip()
+    if setting is None:
+        return Reading(name, None, f"{value!r} -> no spans"), None
+    if debug:
+        return Reading(name, None, f"{value!r} -> no spans in preview mode"), None
+    return Reading(name, None, f"{value!r} -> {setting.describe()}"), value.strip()
+
+
 def read_saved(product_name: str | None, path: Path) -> list[Reading]:
     """The saved settings for one product (if named) and for all products.
 
@@ -221,6 +249,7 @@ def outside_readings(
     """Every outside source for ``product``: readings, endpoint override, preview mode.
 
     With ``stop_at_zero``, the settings file is not opened once another source says 0.
+    The last reading is ``<PRODUCT>_USAGE_TRACKING_OTEL`` (see :func:`read_otel`).
     """
     prefix = product.env_prefix
     endpoint_reading, endpoint = read_endpoint(prefix, environ)
@@ -240,6 +269,7 @@ def outside_readings(
             readings.extend(read_saved(product.name, path))
     debug_reading, debug = read_debug(prefix, environ)
     readings.append(debug_reading)
+    readings.append(read_otel(prefix, environ, debug=debug)[0])
     return readings, endpoint, debug
 
 
@@ -285,7 +315,14 @@ def decide(config: Config, product: Product, environ: Mapping[str, str] | None =
 _KEY_VARIABLES = ("DO_NOT_TRACK", "XDG_STATE_HOME", "XDG_CONFIG_HOME", "HOME")
 _REMEMBERED_MAX = 64
 #: The ``<PRODUCT>_USAGE_TRACKING*`` variables a decision depends on.
-_PRODUCT_SUFFIXES = ("", "_ENDPOINT", "_DEBUG", "_LOG_MAX_BYTES", "_LOG_BACKUPS")
+_PRODUCT_SUFFIXES = (
+    "",
+    "_ENDPOINT",
+    "_DEBUG",
+    "_LOG_MAX_BYTES",
+    "_LOG_BACKUPS",
+    _otelsetting.SUFFIX,
+)
 
 
 @frozen
@@ -381,6 +418,7 @@ def _decide(
     endpoint, endpoint_source = (
         (override, f"{product.env_prefix}_ENDPOINT") if override is not None else configured
     )
+    _, otel = read_otel(product.env_prefix, env, debug=debug)
     log_limits, limit_problems = _logsettings.read_log_limits(product.env_prefix, env)
     for problem in limit_problems:
         _warn(problem, ("log limits", problem))
@@ -395,6 +433,7 @@ def _decide(
         log_path=log_path,
         endpoint_source=endpoint_source,
         log_limits=log_limits,
+        otel=otel,
     )
 
 

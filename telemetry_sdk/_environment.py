@@ -32,7 +32,31 @@ from collections.abc import Callable, Mapping
 
 from attrs import field, frozen
 
-__all__ = ["Environment", "EnvironmentFacts", "cpu_bucket", "detect"]
+__all__ = [
+    "COMPONENT_NAME",
+    "Environment",
+    "EnvironmentFacts",
+    "cpu_bucket",
+    "detect",
+    "reports_ci",
+]
+
+#: The name the component is listed under (its qualified class name).
+COMPONENT_NAME = "telemetry_sdk.Environment"
+#: The ``ci`` value that means "not a CI run".
+_NO_CI = "none"
+
+
+def reports_ci(name: str, info: Mapping[str, object]) -> bool | None:
+    """What one listed component says about CI: True (a CI run), False, or None (it is not
+    ``Environment``, or its ``ci`` detail is missing). The collector's one rule for CI runs.
+    """
+    if name != COMPONENT_NAME:
+        return None
+    value = info.get("ci")
+    if type(value) is not str:
+        return None
+    return value != _NO_CI
 
 
 @frozen
@@ -159,7 +183,7 @@ def _ci(environ: Mapping[str, str]) -> str:
     for token, name, truthy in _CI:
         if _is_true(environ, name) if truthy else _is_set(environ, name):
             return token
-    return "generic" if _is_true(environ, "CI") else "none"
+    return "generic" if _is_true(environ, "CI") else _NO_CI
 
 
 #: Lower-cased DMI vendor prefixes and the cloud each one means; first match wins.

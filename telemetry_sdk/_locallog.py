@@ -17,7 +17,9 @@ Fields (this format is stable; ``telemetry-sdk log`` reads it through :func:`ite
 
 - ``time``: ISO-8601 UTC with milliseconds and a ``Z`` suffix.
 - ``product``: the product name; ``correlator``: the run's UUID.
-- ``kind``: ``"start"`` or ``"close"``; ``event``: ``"payload"`` or ``"outcome"``.
+- ``kind``: ``"start"``, ``"progress"`` (a heartbeat) or ``"close"``; ``event``:
+  ``"payload"`` or ``"outcome"``. Progress lines also carry ``seq``, the heartbeat's number
+  (a run's heartbeats share its correlator and kind).
 - payload lines: ``level`` (1-3), ``destination`` (``udp://host:port``), ``payload`` (the
   datagram as text, including the leading protocol byte ``1``).
 - outcome lines: ``outcome`` is ``"sent"`` (the kernel accepted the datagram; UDP gives no
@@ -76,19 +78,28 @@ def _now() -> str:
 
 
 def payload_record(
-    *, product: str, correlator: str, kind: str, level: int, destination: str, payload: bytes
+    *,
+    product: str,
+    correlator: str,
+    kind: str,
+    level: int,
+    destination: str,
+    payload: bytes,
+    seq: int | None = None,
 ) -> dict[str, Any]:
-    """The line written before a message is sent."""
-    return {
+    """The line written before a message is sent (``seq``: a progress message's number)."""
+    record: dict[str, Any] = {
         "time": _now(),
         "product": product,
         "correlator": correlator,
         "kind": kind,
-        "event": "payload",
-        "level": level,
-        "destination": destination,
-        "payload": payload.decode("utf-8"),
     }
+    if seq is not None:
+        record["seq"] = seq
+    record.update(
+        event="payload", level=level, destination=destination, payload=payload.decode("utf-8")
+    )
+    return record
 
 
 def outcome_record(
@@ -99,6 +110,7 @@ def outcome_record(
     outcome: str,
     reason: str | None = None,
     nbytes: int | None = None,
+    seq: int | None = None,
 ) -> dict[str, Any]:
     """The line written after the send attempt (or instead of it)."""
     record: dict[str, Any] = {
@@ -106,9 +118,10 @@ def outcome_record(
         "product": product,
         "correlator": correlator,
         "kind": kind,
-        "event": "outcome",
-        "outcome": outcome,
     }
+    if seq is not None:
+        record["seq"] = seq
+    record.update(event="outcome", outcome=outcome)
     if reason is not None:
         record["reason"] = reason
     if nbytes is not None:

@@ -1,7 +1,7 @@
 """OpenTelemetry: each tracked run as one span, for users who opt in (as Ray's tracing hook).
 
-``<PRODUCT>_USAGE_TRACKING_OTEL`` turns it on; unset, empty, ``0``/``off``/``false``/``no``
-leave it off:
+``<PRODUCT>_USAGE_TRACKING_OTEL`` turns it on (its values are read by ``_otelsetting``);
+unset, empty, ``0``/``off``/``false``/``no`` leave it off:
 
 - ``1`` (or ``on``/``true``/``yes``): spans go to the process's global ``TracerProvider``;
 - ``module:function``: ``function()`` is called once per process, with no arguments, to set
@@ -13,7 +13,10 @@ leave it off:
 A run is one span, ``<product>.run``, from ``start()`` to ``close()`` (or the exit hook). Its
 attributes are the start message's fields at the effective level under ``usage.`` (the
 correlator always; component details as ``usage.component.<name>.<key>``), and, at level 3,
-the close message's counts when it ends. Where the effective level is 0 there is no span.
+the close message's counts when it ends; each heartbeat (progress message) adds a
+``usage.heartbeat`` event with its number, time and counts so far. Where the effective level
+is 0 there is no span, and in preview mode (``<PRODUCT>_USAGE_TRACKING_DEBUG``) there is none
+either: preview sends nothing anywhere, and an exporter would.
 
 The span is created on the SDK's worker, when it builds the start message, with the start
 time and the parent context (the host's current span) captured by ``start()`` on the calling
@@ -29,8 +32,7 @@ sees an exception. Nothing imports ``opentelemetry`` unless the variable asks fo
 
 from __future__ import annotations
 
-import functools
-import re
+import os
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -39,25 +41,20 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from attrs import define, field
 
-from . import _consent, _guard
+from . import _consent
 from ._config import Product
+from ._otelsetting import SPANS_FILE, SUFFIX, SpanSetting, SpanSettingError, parse
+from ._wire_rules import clamp_duration
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
     from opentelemetry.trace import Span, Tracer
     from opentelemetry.util.types import AttributeValue
 
-    from ._wire import Message
+    from ._wire import Message, ProgressMessage
 
 __all__ = ["SUFFIX", "RunSpan", "run_span", "span_attributes"]
 
-#: The variable is ``<PRODUCT>_USAGE_TRACKING`` followed by this.
-SUFFIX = "_OTEL"
-#: The file the ``file`` hook writes, in the local log's folder.
-SPANS_FILE = "spans.jsonl"
-_OFF = frozenset({"", "0", "off", "false", "no"})
-_GLOBAL = frozenset({"1", "on", "true", "yes"})
-_HOOK = re.compile(r"([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*):([A-Za-z_]\w*)")
 _INSTALL = "pip install 'telemetry-sdk[otel]'"
 
 #: One tracer (or None: spans off) per (product, setting, spans file); set up once.
@@ -72,8 +69,6 @@ class _SpansOffError(Exception):
 def run_span(product: Product, value: str, log_path: Path | None) -> RunSpan | None:
     """The span of one run, or None when ``value`` says off or spans cannot be set up."""
     word = value.strip()
-    if word.lower() in _OFF:
-        return None
     spans_file = None if log_path is None else log_path.parent / SPANS_FILE
     key = (product.name, word, str(spans_file) if word.lower() == "file" else "")
     with _setup_lock:
@@ -86,8 +81,11 @@ def run_span(product: Product, value: str, log_path: Path | None) -> RunSpan | N
 def _set_up(product: Product, word: str, spans_file: Path | None) -> Tracer | None:
     name = f"{product.env_prefix}{SUFFIX}"
     try:
-        return _tracer(word, spans_file, product.name)
-    except _SpansOffError as exc:
+        setting = parse(word)
+        if setting is None:
+            return None
+        return _tracer(setting, spans_file, product.name)
+    except (_SpansOffError, SpanSettingError) as exc:
         problem = f"{name}={word!r}: {exc}; spans are off (usage tracking is not affected)"
     except Exception as exc:  # the OTel SDK or a hook failed in a way we did not foresee
         problem = (
@@ -98,19 +96,14 @@ def _set_up(product: Product, word: str, spans_file: Path | None) -> Tracer | No
     return None
 
 
-def _tracer(word: str, spans_file: Path | None, service: str) -> Tracer:
-    lowered = word.lower()
-    hook = _HOOK.fullmatch(word)
-    if lowered not in _GLOBAL and lowered != "file" and hook is None:
-        msg = "not a span setting (use 1, file or module:function)"
-        raise _SpansOffError(msg)
+def _tracer(setting: SpanSetting, spans_file: Path | None, service: str) -> Tracer:
     try:
         from opentelemetry import trace
     except ImportError:
         msg = f"the OpenTelemetry API is not installed ({_INSTALL})"
         raise _SpansOffError(msg) from None
     provider: Any
-    if lowered == "file":
+    if setting.kind == "file":
         if spans_file is None:
             msg = (
                 "the spans file goes beside the local log, and no log path is known (no home "
@@ -123,8 +116,8 @@ def _tracer(word: str, spans_file: Path | None, service: str) -> Tracer:
             msg = f"the OpenTelemetry SDK is not installed ({_INSTALL})"
             raise _SpansOffError(msg) from None
         provider = file_provider(spans_file, service)
-    elif hook is not None:
-        provider = _call_hook(hook.group(1), hook.group(2))
+    elif setting.kind == "hook":
+        provider = _call_hook(setting.module, setting.function)
     else:
         provider = trace.get_tracer_provider()
     return provider.get_tracer("telemetry_sdk")  # type: ignore[no-any-return]
@@ -198,15 +191,14 @@ class RunSpan:
         self._start_ns = int(wall * 1e9)
         self._parent = context.get_current()
 
-    def wrap(self, build: Callable[[], Message]) -> Callable[[], Message]:
-        """``build`` (the start message's builder) followed by :meth:`started`."""
-        return functools.partial(self._build_then_start, build)
+    def built(self, message: Message) -> None:
+        """The worker built one of the run's messages: start the span, or add a heartbeat."""
+        from ._wire import ProgressMessage, StartMessage  # loaded on the worker already
 
-    def _build_then_start(self, build: Callable[[], Message]) -> Message:
-        message = build()
-        with _guard.capture_internal_exceptions():
+        if isinstance(message, StartMessage):
             self.started(message)
-        return message
+        elif isinstance(message, ProgressMessage):
+            self.heartbeat(message)
 
     def started(self, message: Message) -> None:
         """The worker: create the span with the start message's fields as attributes."""
@@ -222,12 +214,26 @@ class RunSpan:
         if end is not None:
             _end_span(span, end)
 
-    def heartbeat(self, wall: float, attributes: Mapping[str, AttributeValue]) -> None:
-        """One ``usage.heartbeat`` event (the hook for progress messages; not called yet)."""
+    def heartbeat(self, message: ProgressMessage) -> None:
+        """One ``usage.heartbeat`` event with the progress message's number, time and counts."""
+        import time
+
         with self._lock:
             span = self._span
-        if span is not None:
-            span.add_event("usage.heartbeat", attributes, timestamp=int(wall * 1e9))
+            ended = self._end is not None
+        if span is None or ended:
+            return
+        attributes: dict[str, AttributeValue] = {
+            "usage.heartbeat": message.heartbeat,
+            "usage.execution_time": message.execution_time,
+            "usage.app_count": message.app_count,
+            "usage.app_fails": message.app_fails,
+        }
+        span.add_event("usage.heartbeat", attributes, timestamp=time.time_ns())
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: a lock held by a parent's thread at the fork is never released."""
+        self._lock = threading.Lock()
 
     def finish(
         self,
@@ -246,8 +252,8 @@ class RunSpan:
             attributes = {
                 "usage.app_count": app_count,
                 "usage.app_fails": app_fails,
-                # Rounded as ``_collect.build_close`` rounds it for the close message.
-                "usage.execution_time": round(max(0.0, execution_time), 3),
+                # Clamped and rounded as the close message's (``_collect.build_close``).
+                "usage.execution_time": clamp_duration(execution_time),
                 "usage.end": int(wall),
             }
         end = _End(int(wall * 1e9), attributes)
@@ -258,6 +264,14 @@ class RunSpan:
             span = self._span
         if span is not None:
             _end_span(span, end)
+
+
+def _after_fork_in_child() -> None:
+    global _setup_lock
+    _setup_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _end_span(span: Span, end: _End) -> None:

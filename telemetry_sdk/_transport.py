@@ -15,8 +15,12 @@ thread could start), :func:`take_over` gives its current message a ``failed`` ou
 handles the queued ones on the exiting thread; :func:`_settle` makes sure each message gets
 exactly one outcome, whoever decides it.
 
-After ``os.fork()`` the child gets a fresh queue, fresh locks and no worker; the parent's
-queued jobs are not sent twice.
+The worker also keeps the heartbeat timer (``_timer``): a level-3 run's start job schedules its
+progress messages, its close job cancels them, and the worker waits on its queue no longer
+than the next one is due. A heartbeat is one more job, handled between queued ones.
+
+After ``os.fork()`` the child gets a fresh queue, fresh locks, no worker and no timer; the
+parent's queued jobs are not sent twice and its runs' heartbeats are not sent from the child.
 """
 
 from __future__ import annotations
@@ -28,12 +32,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 from queue import Empty, SimpleQueue
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from attrs import define, field
 
 from . import _guard
 from ._config import Endpoint
+from ._facts import Facts, ProgressFacts, StartFacts
+from ._timer import Timer
 
 if TYPE_CHECKING:
     import socket
@@ -41,7 +47,7 @@ if TYPE_CHECKING:
 
     from ._locallog import LogWriter
     from ._logsettings import LogLimits
-    from ._wire import Message
+    from ._otel import RunSpan
 
 # Only the queue and the worker's bookkeeping are needed on the calling thread. The modules
 # that build, encode, log and send (``_wire``, ``_locallog``, ``socket``, ``ipaddress``) are
@@ -53,6 +59,7 @@ __all__ = [
     "MAX_QUEUE",
     "RESOLVE_GRACE",
     "RESOLVE_TIMEOUT",
+    "Heartbeats",
     "Job",
     "Route",
     "flush",
@@ -100,17 +107,40 @@ class Route:
     closing_at: float = -1.0
 
 
+class Heartbeats(Protocol):
+    """A run that sends a progress message after each interval while it is open."""
+
+    @property
+    def interval(self) -> float:
+        """Seconds between heartbeats."""
+
+    @property
+    def started(self) -> float:
+        """``time.monotonic()`` at ``start()``: the first heartbeat is due one interval later."""
+
+    def beat(self) -> Job | None:
+        """The next progress message's job; None once the run is closed (no more beats)."""
+
+
 @define(slots=True)
 class Job:
-    """One message to send: ``build`` makes it on the worker thread."""
+    """One message to send: the worker builds it from ``facts`` (``_collect.build``)."""
 
     route: Route
-    kind: str
-    build: Callable[[], Message]
+    facts: Facts
+    #: The run's OpenTelemetry span: told about the message once it is built.
+    span: RunSpan | None = None
+    #: A level-3 run's heartbeats: a start job schedules them, any other job cancels them.
+    heartbeats: Heartbeats | None = None
     #: ``_QUEUED``, then ``_LOGGED`` (payload line written), then ``_SETTLED`` (outcome decided).
     stage: int = 0
     #: The datagram's size once it is built.
     nbytes: int | None = None
+
+    @property
+    def kind(self) -> str:
+        """``start``, ``progress`` or ``close``: the local log's name for the message."""
+        return self.facts.kind
 
 
 _QUEUED, _LOGGED, _SETTLED = 0, 1, 2
@@ -157,6 +187,8 @@ class _State:
         self.resolutions: dict[Endpoint, _Resolution] = {}
         self.sockets: dict[int, socket.socket] = {}
         self.announced: set[str] = set()
+        #: When each open level-3 run's next heartbeat is due (the worker's alone).
+        self.timer: Timer[Heartbeats] = Timer()
         self._log: LogWriter | None = None
 
     @property
@@ -281,16 +313,43 @@ def hurry(route: Route | None = None) -> None:
 def _run_worker(state: _State) -> None:
     while True:
         try:
-            item = state.queue.get()
+            item: Job | _Marker | None = state.queue.get(timeout=state.timer.wait(time.monotonic()))
+        except Empty:
+            item = None  # a heartbeat is due
         except Exception:  # interpreter teardown
             return
         if state is not _state:  # a forked child's copy of this thread does not exist
             return
         if isinstance(item, _Marker):
             item.event.set()
-            continue
-        _log_dropped(state)
-        _process(state, item, resolve=True)
+        elif item is not None:
+            _log_dropped(state)
+            _process(state, item, resolve=True)
+            _schedule(state, item)
+        _beat(state)
+
+
+def _schedule(state: _State, job: Job) -> None:
+    """After a run's start, schedule its heartbeats; after anything else of it, cancel them."""
+    heartbeats = job.heartbeats
+    if heartbeats is None:
+        return
+    if isinstance(job.facts, StartFacts):
+        state.timer.add(heartbeats, heartbeats.started + heartbeats.interval, heartbeats.interval)
+    else:
+        state.timer.cancel(heartbeats)
+
+
+def _beat(state: _State) -> None:
+    """Send the progress message of every run whose heartbeat is due."""
+    for heartbeats in state.timer.due(time.monotonic()):
+        job = None
+        with _guard.capture_internal_exceptions():
+            job = heartbeats.beat()
+        if job is None:
+            state.timer.cancel(heartbeats)
+        else:
+            _process(state, job, resolve=True)
 
 
 def send_inline(job: Job) -> None:
@@ -354,10 +413,15 @@ def _process(state: _State, job: Job, *, resolve: bool) -> None:
             unknown = resolve and not route.preview and route.endpoint not in state.resolutions
             if unknown and _literal(route.endpoint) is None:
                 _lookup(state, route.endpoint, route.correlator)
+            from ._collect import build
             from ._locallog import payload_record
             from ._wire import encode
 
-            payload, _ = encode(job.build())
+            message = build(job.facts)
+            if job.span is not None:
+                with _guard.capture_internal_exceptions():
+                    job.span.built(message)
+            payload, _ = encode(message)
             _announce(state, route)
             _record(
                 state,
@@ -402,6 +466,9 @@ def _record_outcome(
 def _record(state: _State, job: Job, make: Callable[..., dict[str, Any]], **fields: Any) -> None:
     """Write one local-log line about ``job``: ``make`` is a ``_locallog`` record builder."""
     route = job.route
+    facts = job.facts
+    if isinstance(facts, ProgressFacts):
+        fields["seq"] = facts.seq  # a run's heartbeats share its correlator and kind
     record = make(product=route.product, correlator=route.correlator, kind=job.kind, **fields)
     state.log.write(route.log_path, record, route.log_limits)
 

@@ -32,6 +32,7 @@ __all__ = [
     "CloseMessage",
     "Component",
     "Message",
+    "ProgressMessage",
     "StartMessage",
     "converter",
     "decode",
@@ -94,6 +95,31 @@ def _check_duration(_: object, __: object, value: Any) -> None:
     if not rules.is_duration(value):
         msg = f"execution_time must be 0 to {rules.DURATION_MAX:.0f} seconds, got {value!r}"
         raise RuleError("duration", msg)
+
+
+def _check_execution_level(_: object, __: object, value: Any) -> None:
+    if not rules.is_level(value) or value != 3:
+        msg = f"a progress message is sent at tracking_level 3 only, got {value!r}"
+        raise RuleError("schema", msg)
+
+
+def _check_count(_: object, attribute: Any, value: Any) -> None:
+    if not rules.is_count(value):
+        msg = f"{attribute.name} must be a whole number 0 to {rules.COUNT_MAX}, got {value!r}"
+        raise RuleError("count", msg)
+
+
+def _check_sequence(_: object, __: object, value: Any) -> None:
+    if not rules.is_count(value) or value < 1:
+        msg = f"heartbeat must be a whole number 1 to {rules.COUNT_MAX}, got {value!r}"
+        raise RuleError("count", msg)
+
+
+def _check_fails(instance: Any, attribute: Any, value: Any) -> None:
+    _check_count(instance, attribute, value)
+    if value > instance.app_count:
+        msg = f"app_fails ({value}) is more than app_count ({instance.app_count})"
+        raise RuleError("fails_over_count", msg)
 
 
 def _check_bool(_: object, attribute: Any, value: Any) -> None:
@@ -197,7 +223,30 @@ class CloseMessage:
     components_truncated: bool = field(default=False, validator=_check_bool)
 
 
-Message: TypeAlias = StartMessage | CloseMessage
+@frozen(kw_only=True)
+class ProgressMessage:
+    """Sent by a level-3 run still open after each ``Config.heartbeat_interval`` (a heartbeat).
+
+    It repeats product, version and level, so it is useful on its own: a run killed before
+    its close (a batch job at its wall-time limit) still reports its counts up to its last
+    heartbeat. Not part of Parsl's protocol; the ``heartbeat`` key tells it apart.
+    """
+
+    correlator: str = field(validator=_check_correlator)
+    product: str = field(validator=_check_product)
+    version: str = field(validator=[_check_token, _check_named])
+    tracking_level: int = field(validator=_check_execution_level)
+    project_name: str | None = field(default=None, validator=_check_project_name)
+    #: The heartbeat's number in its run: 1, 2, 3 ...
+    heartbeat: int = field(validator=_check_sequence)
+    #: Seconds since the run started, from a monotonic clock, rounded to milliseconds.
+    execution_time: float = field(converter=rules.as_duration, validator=_check_duration)
+    #: Apps run so far, and how many of them failed.
+    app_count: int = field(validator=_check_count)
+    app_fails: int = field(validator=_check_fails)
+
+
+Message: TypeAlias = StartMessage | ProgressMessage | CloseMessage
 
 
 # -- the converter --
@@ -271,8 +320,10 @@ def _make_converter(*, detailed_validation: bool = True) -> cattrs.Converter:
     )
     conv.register_unstructure_hook(Component, _unstructure_component)
 
-    for cls in (StartMessage, CloseMessage):
-        renames: dict[str, Any] = {"components_truncated": override(omit_if_default=True)}
+    for cls in (StartMessage, ProgressMessage, CloseMessage):
+        renames: dict[str, Any] = {}
+        if cls is not ProgressMessage:
+            renames["components_truncated"] = override(omit_if_default=True)
         if cls is StartMessage:
             renames["platform_system"] = override(rename="platform.system")
         generated_structure = make_dict_structure_fn(
@@ -354,6 +405,12 @@ def to_wire(message: Message) -> dict[str, Any]:
         data["tracking_level"] = message.tracking_level
     if message.project_name is not None:
         data["project_name"] = message.project_name
+    if isinstance(message, ProgressMessage):
+        data["heartbeat"] = message.heartbeat
+        data["execution_time"] = message.execution_time
+        data["app_count"] = message.app_count
+        data["app_fails"] = message.app_fails
+        return data
     if isinstance(message, CloseMessage):
         data["end"] = message.end
         data["execution_time"] = message.execution_time
@@ -376,6 +433,9 @@ def encode(message: Message) -> tuple[bytes, Message]:
     payload = _dumps(to_wire(message))
     if len(payload) <= MAX_DATAGRAM:
         return payload, message
+    if isinstance(message, ProgressMessage):  # every field is bounded: well under the limit
+        msg = f"progress message is {len(payload)} bytes"
+        raise ValueError(msg)
     components = list(message.components or ())
     while components:
         components.pop()
@@ -429,7 +489,7 @@ def decode(datagram: bytes, *, received: int | None = None) -> Message:
             raise DecodeError("duplicate_key", f"key {repeated!r} appears twice in one object")
     if not isinstance(data, dict):
         raise DecodeError("schema", f"a message is a JSON object, got {type(data).__name__}")
-    cls: type[Message] = CloseMessage if "end" in data else StartMessage
+    cls: type[Message] = _message_class(data)
     conv = converter()
     try:
         result: Message = conv.structure(data, cls)
@@ -442,6 +502,15 @@ def decode(datagram: bytes, *, received: int | None = None) -> Message:
             detail = f"{name} {value} is more than a day after the receipt time {when}"
             raise DecodeError("timestamp", detail)
     return result
+
+
+def _message_class(data: Mapping[str, Any]) -> type[Message]:
+    """Which message a JSON object claims to be: ``end`` marks a close, ``heartbeat`` progress."""
+    if "end" in data:
+        return CloseMessage
+    if "heartbeat" in data:
+        return ProgressMessage
+    return StartMessage
 
 
 def _decode_error(exc: BaseException) -> DecodeError:

@@ -108,6 +108,7 @@ def _product_variables(environ: Mapping[str, str]) -> list[str]:
         "_USAGE_TRACKING_DEBUG",
         "_USAGE_TRACKING_LOG_MAX_BYTES",
         "_USAGE_TRACKING_LOG_BACKUPS",
+        "_USAGE_TRACKING_OTEL",
     )
     return sorted(f"{k}={v!r}" for k, v in environ.items() if k.endswith(suffixes))
 
@@ -152,7 +153,10 @@ def _status(args: argparse.Namespace) -> int:
             f"set {product.env_prefix}_ENDPOINT to change it"
         )
     if debug:
-        _out("preview mode: on: messages are printed to stderr and logged, never sent")
+        _out(
+            "preview mode: on: messages are printed to stderr and logged, never sent; "
+            "no spans are made"
+        )
     _out(
         _log_line(_consent.default_log_path(product, env))
         + "; an application may choose another with Config.log_path"
@@ -265,10 +269,15 @@ def _messages(records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     messages wait), so memory stays flat for any log size.
     """
     window: deque[dict[str, Any]] = deque()
-    pending: dict[tuple[Any, Any, Any], dict[str, Any]] = {}
+    pending: dict[tuple[Any, Any, Any, Any], dict[str, Any]] = {}
 
-    def key(record: dict[str, Any]) -> tuple[Any, Any, Any]:
-        return (record.get("product"), record.get("correlator"), record.get("kind"))
+    def key(record: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
+        return (
+            record.get("product"),
+            record.get("correlator"),
+            record.get("kind"),
+            record.get("seq"),
+        )
 
     for record in records:
         if record.get("event") == "payload":
@@ -298,7 +307,7 @@ def _format(message: dict[str, Any]) -> str:
     parts = [
         str(message.get("time", "?")),
         str(message.get("product", "?")),
-        str(message.get("kind", "?")),
+        str(message.get("kind", "?")) + (f" {message['seq']}" if "seq" in message else ""),
         str(message.get("correlator", "?")),
         outcome,
     ]

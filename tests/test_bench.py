@@ -122,6 +122,23 @@ class TestLogBench:
         assert re.search(r"this tree / baseline: [\d.]+ \(target <= 1.10\) (PASS|FAIL)", out)
 
 
+class TestHeartbeatBench:
+    def test_quick_mode_prints_the_timer_one_heartbeat_idle_and_many_runs(self):
+        """--quick prints the timer's cost per wake-up, one heartbeat's, idle CPU and delivery."""
+        out = run_script("heartbeat_bench.py", "--quick")
+        timer = table_rows(out, "The worker's timer (medians of batches of 1,000 calls)")
+        assert [row[0] for row in timer] == ["0 open runs", "1 open runs", "100 open runs"]
+        assert all(re.fullmatch(r"[\d.,]+ us", row[2]) for row in timer)
+        one = table_rows(
+            out, "One heartbeat on the worker (medians, interleaved with start messages)"
+        )
+        assert re.fullmatch(r"[\d.]+", one[-1][2])
+        (idle,) = table_rows(out, "Idle open runs")
+        assert idle[0] == "20 open runs scheduled, worker idle for 1 s"
+        (many,) = table_rows(out, "Many open runs beating at once")
+        assert re.match(r"\d+ \(at least 20 due\)", many[1])
+
+
 class TestSdkBench:
     def test_quick_mode_prints_every_section(self):
         """--quick prints app-thread, exit, import and delivery tables with a verdict per target."""
@@ -248,6 +265,9 @@ class TestCollectorBenchmarks:
             "/api/leaderboard?product=P",
             "/api/stats?product=P",
             "/api/products",
+            "/api/leaderboard?product=P&ci=include",
+            "/api/stats?product=P&ci=include",
+            "/api/products?ci=include",
         ]
         memory = table_rows(out, "Collector resident memory")
         peak = next(r for r in memory if r[0].startswith("VmHWM (peak) after the queries"))

@@ -268,6 +268,26 @@ class TestStatus:
             done.stdout
         )
 
+    def test_the_otel_variable_is_shown_and_preview_says_no_spans(self):
+        """status shows what <PRODUCT>_USAGE_TRACKING_OTEL asks for, and none in preview."""
+        done = cli("status", "--product", "minflow", MINFLOW_USAGE_TRACKING_OTEL="file")
+        assert (
+            "  MINFLOW_USAGE_TRACKING_OTEL: 'file' -> a span per run, as JSON lines in "
+            "spans.jsonl beside the local log"
+        ) in done.stdout.splitlines()
+        done = cli(
+            "status",
+            "--product",
+            "minflow",
+            MINFLOW_USAGE_TRACKING_OTEL="1",
+            MINFLOW_USAGE_TRACKING_DEBUG="1",
+        )
+        lines = done.stdout.splitlines()
+        assert "  MINFLOW_USAGE_TRACKING_OTEL: '1' -> no spans in preview mode" in lines
+        assert any(line.startswith("preview mode: on") and "no spans" in line for line in lines)
+        done = cli("status", OTHER_USAGE_TRACKING_OTEL="1")
+        assert "product variables set: OTHER_USAGE_TRACKING_OTEL='1'" in done.stdout
+
     def test_all_products_view_lists_saved_settings_and_variables(self):
         """Without --product: DO_NOT_TRACK, saved settings and any product variables set."""
         assert cli("disable", "--product", "minflow").returncode == 0

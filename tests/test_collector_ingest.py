@@ -164,6 +164,54 @@ class TestFastPath:
 CORRELATOR = "3b3f2a52-5c1e-4e55-9a43-0c1b1b0f6d61"
 
 
+def environment(ci: str) -> Component:
+    return Component(
+        "telemetry_sdk.Environment",
+        {"cpus": "2-4", "gpus": 0, "scheduler": "none", "container": "none", "ci": ci},
+    )
+
+
+class TestRecords:
+    @pytest.mark.parametrize(
+        ("components", "ci"),
+        [
+            ((environment("github_actions"),), True),
+            ((environment("generic"),), True),
+            ((Component("a.B"), environment("none")), False),
+            ((Component("a.B", {"ci": "yes"}),), None),
+            ((), None),
+        ],
+    )
+    def test_a_run_is_flagged_ci_from_its_environment_component(self, components, ci) -> None:
+        """The Environment component's ci value sets the flag, on both paths, start and close."""
+        start = start_message(tracking_level=2, components=components)
+        close = close_message(
+            start.correlator,
+            components=(Component("minflow", {"app_count": 1, "app_fails": 0}), *components),
+        )
+        for message in (start, close):
+            payload = datagram(message)
+            assert slow(payload).ci is ci
+            assert parse(payload, RECEIVED).ci is ci
+            fast = fast_parse(payload, RECEIVED)
+            assert fast is None or fast.ci is ci
+
+    def test_a_progress_message_becomes_a_progress_record(self) -> None:
+        """A heartbeat keeps its number, counts and run time so far; it has no components."""
+        from telemetry_sdk._wire import ProgressMessage
+
+        message = ProgressMessage(
+            correlator=CORRELATOR, product="minflow", version="1.4.0", tracking_level=3,
+            project_name="p", heartbeat=2, execution_time=7200.5, app_count=9, app_fails=1,
+        )  # fmt: skip
+        record = parse(datagram(message), RECEIVED)
+        assert record.kind == "progress"
+        assert (record.heartbeat, record.app_count, record.app_fails) == (2, 9, 1)
+        assert (record.execution_time, record.level, record.project) == (7200.5, 3, "p")
+        assert (record.product, record.version, record.components) == ("minflow", "1.4.0", None)
+        assert record.ci is None
+
+
 def bad_close(**changes: Any) -> bytes:
     """A Parsl-style close datagram with ``changes`` (``app_count``/``app_fails`` go inside)."""
     counts = {"app_count": 4, "app_fails": 1}
@@ -502,8 +550,10 @@ class TestLimitsOnARealCollector:
 
         collector = CollectorProcess(tmp_path).start()
         try:
-            # The corpus' times are relative to RECEIVED; rebase them on the collector's clock.
-            shift = int(time.time()) - RECEIVED
+            # The corpus' times are relative to RECEIVED; rebase them on the collector's clock,
+            # a minute ahead, so that "over a day ahead" stays so however late (< 60 s) the
+            # collector receives it on a loaded machine.
+            shift = int(time.time()) - RECEIVED + 60
             payloads = [rebase(payload, shift) for _, payload, _ in BOUNDS_CORPUS]
             collector.send(*payloads, bad_close(end=RECEIVED - 5 + shift))
             metrics = collector.wait_processed(len(payloads) + 1)

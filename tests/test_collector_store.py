@@ -14,7 +14,7 @@ from _store_engines import ENGINES, fresh_store, raw_query
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from telemetry_sdk._wire import Component, decode
+from telemetry_sdk._wire import Component, ProgressMessage, decode
 from telemetry_sdk.collector import Record, SQLiteStore, Store, record_from_message
 
 DAY = 20_000 * 86_400  # some day, as epoch seconds
@@ -70,26 +70,32 @@ def runs_table(store: Store) -> list[tuple[object, ...]]:
         store.location,
         "SELECT corr, product, version, python_v, platform, level, project, c1.json, "
         'c2.json, start, "end", execution_time, app_count, app_fails, has_start, '
-        "has_close, day, received FROM runs "
+        "has_close, day, received, ci, last_received, heartbeats FROM runs "
         "LEFT JOIN component_sets AS c1 ON c1.id = runs.components "
         "LEFT JOIN component_sets AS c2 ON c2.id = runs.close_components "
         "ORDER BY corr, product",
     )
 
 
-def leaderboard_from_runs(store: Store, product: str) -> dict[str, tuple[int, int]]:
+def leaderboard_from_runs(
+    store: Store, product: str, *, include_ci: bool = False
+) -> dict[str, tuple[int, int]]:
     """The leaderboard computed straight from the runs, not from the rollups."""
+    ci = "" if include_ci else " AND (ci IS NULL OR NOT ci)"
     rows = raw_query(
         store.location,
         "SELECT project, SUM(CASE WHEN level = 3 THEN 2 ELSE 1 END), COUNT(*) FROM runs "
-        "WHERE product = ? AND level IS NOT NULL AND project IS NOT NULL GROUP BY project",
+        f"WHERE product = ? AND level IS NOT NULL AND project IS NOT NULL{ci} GROUP BY project",
         (product,),
     )
     return {name: (int(points), count) for name, points, count in rows}
 
 
-def board(store: Store, product: str = "minflow") -> dict[str, tuple[int, int]]:
-    return {r.project: (r.points, r.runs) for r in store.leaderboard(product)}
+def board(
+    store: Store, product: str = "minflow", *, include_ci: bool = False
+) -> dict[str, tuple[int, int]]:
+    found = store.leaderboard(product, include_ci=include_ci)
+    return {r.project: (r.points, r.runs) for r in found}
 
 
 class TestRuns:
@@ -235,6 +241,13 @@ class TestDeletion:
 # -- rollups against a recomputation, under random order, duplicates and deletions --
 
 CORRELATORS = [str(uuid.UUID(int=i + 1, version=4)) for i in range(6)]
+#: Component lists of starts: none, plain ones, and an Environment saying CI or not.
+COMPONENT_CHOICES = [
+    None,
+    (Component("x.A"), Component("x.B")),
+    (Component("telemetry_sdk.Environment", {"ci": "github_actions"}),),
+    (Component("x.A"), Component("telemetry_sdk.Environment", {"ci": "none"})),
+]
 PROJECTS = [None, "a", "b", "<b>c</b>"]
 
 
@@ -243,7 +256,7 @@ def operations(draw: st.DrawFn) -> list[tuple[str, Record | str]]:
     ops: list[tuple[str, Record | str]] = []
     for _ in range(draw(st.integers(1, 25))):
         correlator = draw(st.sampled_from(CORRELATORS))
-        kind = draw(st.sampled_from(["start", "close", "parsl_close", "delete"]))
+        kind = draw(st.sampled_from(["start", "close", "parsl_close", "progress", "delete"]))
         project = draw(st.sampled_from(PROJECTS))
         day = DAY + draw(st.integers(0, 2)) * 86_400
         product = draw(st.sampled_from(["minflow", "parsl"]))
@@ -254,8 +267,17 @@ def operations(draw: st.DrawFn) -> list[tuple[str, Record | str]]:
                 tracking_level=draw(st.integers(1, 3)),
                 project_name=project,
                 version=draw(st.sampled_from(["1", "2"])),
-                components=draw(st.sampled_from([None, (Component("x.A"), Component("x.B"))])),
+                components=draw(st.sampled_from(COMPONENT_CHOICES)),
             )
+            ops.append(("write", record_from_message(message, day)))
+        elif kind == "progress":
+            apps = draw(st.integers(0, 9))
+            message = ProgressMessage(
+                correlator=correlator, product=product, version="1", tracking_level=3,
+                project_name=project, heartbeat=draw(st.integers(1, 3)),
+                execution_time=draw(st.sampled_from([0.5, 30.0, 5000.0])),
+                app_count=apps, app_fails=draw(st.integers(0, apps)),
+            )  # fmt: skip
             ops.append(("write", record_from_message(message, day)))
         elif kind == "close":
             message = close_message(
@@ -296,6 +318,9 @@ class TestRollups:
             incremental = rollups(store)
             for product in ("minflow", "parsl"):
                 assert board(store, product) == leaderboard_from_runs(store, product)
+                assert board(store, product, include_ci=True) == leaderboard_from_runs(
+                    store, product, include_ci=True
+                )
             store.rebuild_rollups()
             assert rollups(store) == incremental
 
@@ -305,7 +330,7 @@ class TestRollups:
     def test_order_and_repetition_do_not_matter(
         self, tmp_path_factory: pytest.TempPathFactory, engine: str, data: st.DataObject
     ) -> None:
-        """A run's start and close in any order, repeated any number of times: same result."""
+        """A run's start, heartbeats and close in any order, repeated: same result."""
         records: list[Record] = []
         for correlator in CORRELATORS[: data.draw(st.integers(1, 4))]:
             project = data.draw(st.sampled_from(PROJECTS))
@@ -313,6 +338,14 @@ class TestRollups:
             level = data.draw(st.integers(1, 3))
             records.append(start(correlator, product=product, tracking_level=level,
                                  project_name=project))  # fmt: skip
+            if level == 3:
+                for beat in range(1, data.draw(st.integers(0, 2)) + 1):
+                    message = ProgressMessage(
+                        correlator=correlator, product=product, version="1", tracking_level=3,
+                        project_name=project, heartbeat=beat, execution_time=beat * 60.0,
+                        app_count=beat, app_fails=0,
+                    )  # fmt: skip
+                    records.append(record_from_message(message, DAY))
             ending = data.draw(st.sampled_from(["none", "ours", "parsl"]))
             if ending == "ours" and level == 3:
                 records.append(close(correlator, product=product, project_name=project))

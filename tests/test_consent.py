@@ -136,6 +136,7 @@ class TestConfigAlone:
             "saved setting for minflow",
             "saved setting for all products",
             "MINFLOW_USAGE_TRACKING_DEBUG",
+            "MINFLOW_USAGE_TRACKING_OTEL",
         ]
         assert decision.sources[0] == "config: 2 (components)"
 

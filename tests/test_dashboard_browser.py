@@ -70,9 +70,18 @@ def chromium(url: str, profile: Path, *mode: str) -> subprocess.CompletedProcess
     return subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
 
 
+def dom_of(url: str, profile: Path) -> DomCollector:
+    result = chromium(url, profile, "--dump-dom")
+    assert result.returncode == 0, result.stderr[-2000:]
+    dom = DomCollector()
+    dom.feed(result.stdout)
+    return dom
+
+
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> DomCollector:
-    """The dashboard rendered by Chromium after runs with hostile project names arrived."""
+def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, DomCollector]:
+    """The dashboard rendered by Chromium after runs with hostile project names and one CI
+    run arrived: as opened (``/``) and asked to include CI runs (``/?ci=include``)."""
     directory = tmp_path_factory.mktemp("browser")
     collector = CollectorProcess(directory).start()
     try:
@@ -90,16 +99,27 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> DomCollector:
             )
             collector.send(datagram(message), datagram(close_message(correlator)))
             sent += 2
-        collector.wait_processed(sent)
+        ci_run = start_message(
+            tracking_level=3,
+            project_name="ci-bot",
+            components=(Component("telemetry_sdk.Environment", {"ci": "github_actions"}),),
+            start=1795305801,
+        )
+        collector.send(datagram(ci_run), datagram(close_message(ci_run.correlator)))
+        collector.wait_processed(sent + 2)
         url = f"http://127.0.0.1:{collector.http[1]}/"
-        result = chromium(url, directory / "profile", "--dump-dom")
-        assert result.returncode == 0, result.stderr[-2000:]
-        (directory / "dom.html").write_text(result.stdout)
-        dom = DomCollector()
-        dom.feed(result.stdout)
-        return dom
+        return {
+            "default": dom_of(url, directory / "profile"),
+            "with_ci": dom_of(url + "?ci=include", directory / "profile-ci"),
+        }
     finally:
         collector.stop()
+
+
+@pytest.fixture(scope="module")
+def rendered(pages: dict[str, DomCollector]) -> DomCollector:
+    """The dashboard as opened."""
+    return pages["default"]
 
 
 class TestDashboard:
@@ -131,3 +151,13 @@ class TestDashboard:
         assert "img" not in tags
         scripts = [attrs for tag, attrs in rendered.elements if tag == "script"]
         assert scripts == [{"src": "/static/dashboard.js", "defer": ""}]
+
+    def test_ci_runs_are_left_out_until_the_box_is_ticked(self, pages) -> None:
+        """As opened, the CI run is in no count; with ?ci=include the box is ticked and it is."""
+        default, with_ci = pages["default"], pages["with_ci"]
+        assert "ci-bot" not in default.inside("leaderboard")
+        assert default.inside("total-runs") == "9"
+        box = next(attrs for tag, attrs in default.elements if attrs.get("id") == "include-ci")
+        assert "checked" not in box
+        assert "ci-bot" in with_ci.inside("leaderboard")
+        assert with_ci.inside("total-runs") == "10"

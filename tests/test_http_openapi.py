@@ -51,7 +51,7 @@ class TestDocument:
             "/metrics": {"get"},
         }
         leaderboard = document["paths"]["/api/leaderboard"]["get"]
-        assert {p["name"] for p in leaderboard["parameters"]} == {"product", "limit"}
+        assert {p["name"] for p in leaderboard["parameters"]} == {"product", "limit", "ci"}
 
 
 class TestFuzz:

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -174,29 +174,53 @@ class TestSpanPerRun:
     ):
         """If close() comes first, the worker creates the span and ends it at close()'s time."""
         monkeypatch.setenv(VARIABLE, f"{hook.__name__}:setup")
-        gate = threading.Event()
         config = Config(usage_tracking=3, log_path=tmp_path / "usage.jsonl")
+        blocker = UsageTracker(Config(usage_tracking=1), product(listener))
         tracker = UsageTracker(config, product(listener))
-        blocker_route = tracker._route
-        assert blocker_route is not None
-
-        def wait_then_build():
-            gate.wait(5)
-            from telemetry_sdk._collect import build_start
-
-            return build_start(tracker.product, config, tracker.level, tracker.correlator, 1e9)
-
-        # A real job ahead of the run's start message keeps the worker busy.
-        _transport.submit(_transport.Job(blocker_route, "start", wait_then_build))
-        tracker.start()
-        tracker.close(timeout=0)
-        assert hook.exporter.get_finished_spans() == ()
-        gate.set()
+        # Holding the lock under which the worker decides each outcome keeps it busy with
+        # another run's start message, ahead of this run's.
+        with _transport._state.settle_lock:
+            blocker.start()
+            tracker.start()
+            tracker.close(timeout=0)
+            assert hook.exporter.get_finished_spans() == ()
         assert _transport.flush(2.0)
-        (span,) = hook.exporter.get_finished_spans()
+        blocker.close()
+        (span,) = [
+            s
+            for s in hook.exporter.get_finished_spans()
+            if dict(s.attributes or {})["usage.correlator"] == tracker.correlator
+        ]
         attributes = dict(span.attributes or {})
         assert attributes["usage.correlator"] == tracker.correlator
         assert attributes["usage.app_count"] == 0
+
+    @pytest.mark.slow
+    def test_each_heartbeat_adds_an_event_with_its_counts(
+        self, listener, tmp_path, hook, monkeypatch
+    ):
+        """A run open past one interval gets a 'usage.heartbeat' event with number and counts."""
+        monkeypatch.setenv(VARIABLE, f"{hook.__name__}:setup")
+        config = Config(usage_tracking=3, log_path=tmp_path / "usage.jsonl", heartbeat_interval=1.0)
+        tracker = UsageTracker(config, product(listener))
+        tracker.start()
+        tracker.record_app()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not any(
+            b'"heartbeat":1' in d for d in listener.datagrams
+        ):
+            time.sleep(0.02)
+        assert _transport.flush(2.0)
+        tracker.close()
+        (span,) = hook.exporter.get_finished_spans()
+        (event,) = [e for e in span.events if e.name == "usage.heartbeat"]
+        attributes = dict(event.attributes or {})
+        assert attributes["usage.heartbeat"] == 1
+        assert attributes["usage.app_count"] == 1
+        assert attributes["usage.app_fails"] == 0
+        assert 1.0 <= float(attributes["usage.execution_time"]) < 2.0
+        assert span.start_time is not None
+        assert event.timestamp > span.start_time
 
 
 class TestConsent:
@@ -215,12 +239,47 @@ class TestConsent:
         assert hook.exporter.get_finished_spans() == ()
         assert hook.calls == []
 
+    def test_preview_mode_makes_no_span(self, listener, tmp_path, hook, monkeypatch, capsys):
+        """With _DEBUG=1 nothing is exported: no span, and the hook is never called."""
+        monkeypatch.setenv(VARIABLE, f"{hook.__name__}:setup")
+        monkeypatch.setenv("MINFLOW_USAGE_TRACKING_DEBUG", "1")
+        tracker = run(listener, tmp_path, 3, apps=2)
+        assert hook.calls == []
+        assert hook.exporter.get_finished_spans() == ()
+        assert tracker.decision is not None
+        assert f"{VARIABLE}: '{hook.__name__}:setup' -> no spans in preview mode" in (
+            tracker.decision.sources
+        )
+        assert "not sent" in capsys.readouterr().err
+
+    @pytest.mark.parametrize(
+        ("value", "effect"),
+        [
+            (None, "not set -> no spans"),
+            ("0", "'0' -> no spans"),
+            ("1", "'1' -> a span per run, to the process's global TracerProvider"),
+            ("file", "'file' -> a span per run, as JSON lines in spans.jsonl beside the local log"),
+            ("pkg.mod:setup", "'pkg.mod:setup' -> a span per run, to the TracerProvider set up"),
+            ("yes please", "'yes please' is not a span setting"),
+        ],
+    )
+    def test_the_variable_is_one_of_the_decisions_sources(
+        self, listener, value, effect, monkeypatch
+    ):
+        """tracker.decision.sources says what the OTel variable asks for, set or not."""
+        if value is not None:
+            monkeypatch.setenv(VARIABLE, value)
+        decision = _consent.decide(Config(usage_tracking=3), product(listener))
+        (line,) = [line for line in decision.sources if line.startswith(VARIABLE)]
+        assert line.startswith(f"{VARIABLE}: {effect}")
+
     @pytest.mark.parametrize("value", ["", "0", "off", "false", " no "])
     def test_off_values_make_no_span_and_no_warning(self, listener, tmp_path, value, monkeypatch):
         """Unset-like values leave spans off silently."""
         monkeypatch.setenv(VARIABLE, value)
         tracker = run(listener, tmp_path, 3)
-        assert tracker._span is None
+        assert tracker._run is not None
+        assert tracker._run.span is None
 
 
 class TestHook:
@@ -250,7 +309,8 @@ class TestHook:
         monkeypatch.setenv(VARIABLE, "no_such_module_here:setup")
         with pytest.warns(TrackingSettingWarning, match="cannot be imported"):
             tracker = run(listener, tmp_path, 3)
-        assert tracker._span is None
+        assert tracker._run is not None
+        assert tracker._run.span is None
         assert len(listener.wait_for(2)) == 2
 
     @pytest.mark.parametrize("value", ["yes please", "module:", ":function", "a b:c", "2"])
@@ -259,7 +319,8 @@ class TestHook:
         monkeypatch.setenv(VARIABLE, value)
         with pytest.warns(TrackingSettingWarning, match="not a span setting"):
             tracker = run(listener, tmp_path, 3)
-        assert tracker._span is None
+        assert tracker._run is not None
+        assert tracker._run.span is None
         assert len(listener.wait_for(2)) == 2
 
 
@@ -340,6 +401,33 @@ print(json.dumps(sorted(m for m in sys.modules if m.startswith("opentelemetry"))
 """
 
 
+FORK_SCRIPT = """
+import os, sys, threading
+from telemetry_sdk import Config, Product, UsageTracker
+product = Product(name="minflow", version="1.4.0", endpoint="udp://127.0.0.1:9")
+tracker = UsageTracker(Config(usage_tracking=3), product)
+tracker.start()
+span = tracker._run.span
+held, release = threading.Event(), threading.Event()
+def hold():
+    with span._lock, tracker._run.lock:
+        held.set()
+        release.wait()
+thread = threading.Thread(target=hold)
+thread.start()
+held.wait()
+pid = os.fork()
+if pid == 0:
+    print("child", span._lock.locked(), tracker._run.lock.locked(), flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+release.set()
+thread.join()
+tracker.close()
+print("parent", span._lock.locked(), flush=True)
+"""
+
+
 @pytest.mark.slow
 class TestProcesses:
     def python(self, script: str, tmp_path: Path, **variables: str) -> str:
@@ -380,6 +468,11 @@ class TestProcesses:
         (line,) = [json.loads(text) for text in path.read_text().splitlines()]
         assert line["attributes"]["usage.correlator"] == correlator
         assert line["attributes"]["usage.app_count"] == 1
+
+    def test_a_forked_child_gets_unheld_span_and_run_locks(self, tmp_path):
+        """Locks a parent's thread held at fork are fresh in the child (no deadlock there)."""
+        out = self.python(FORK_SCRIPT, tmp_path, **{VARIABLE: "file"}).splitlines()
+        assert out == ["child False False", "parent False"]
 
     def test_import_never_imports_opentelemetry(self, tmp_path):
         """Without the variable, importing and tracking load no opentelemetry module."""

@@ -265,7 +265,7 @@ class TestLevelZero:
         monkeypatch.setenv("DO_NOT_TRACK", "1")
         tracker = UsageTracker(Config(usage_tracking=3), product(listener))
         assert tracker.level is Level.OFF
-        assert tracker._route is None
+        assert tracker._run is None
         with tracker:
             tracker.record_app()
         assert listener.wait_for(1, timeout=0.3) == []

@@ -221,8 +221,14 @@ def _print_leaderboard(args: argparse.Namespace) -> int:
     if store is None:
         return 1
     try:
-        products = [args.product] if args.product else [p.product for p in store.products()]
-        boards = {p: [r.to_json() for r in store.leaderboard(p, args.limit)] for p in products}
+        ci = args.include_ci
+        products = (
+            [args.product] if args.product else [p.product for p in store.products(include_ci=ci)]
+        )
+        boards = {
+            p: [r.to_json() for r in store.leaderboard(p, args.limit, include_ci=ci)]
+            for p in products
+        }
     finally:
         store.close()
     if args.json:
@@ -392,6 +398,11 @@ def add_commands(commands: Any) -> None:
         "--limit", type=_positive_int, default=50, help="rows per product (default: 50)"
     )
     leaderboard.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    leaderboard.add_argument(
+        "--include-ci",
+        action="store_true",
+        help="count runs from CI too (left out by default: a test suite is not a user)",
+    )
     leaderboard.set_defaults(func=_print_leaderboard)
 
     delete = actions.add_parser(

@@ -15,11 +15,13 @@ from attrs import frozen
 from .._wire_rules import STORED_CORRELATOR_PATTERN, is_stored_correlator
 
 __all__ = [
+    "CI",
     "CORRELATOR",
     "LIMIT",
     "PRODUCT",
     "UUID_PATTERN",
     "BadParameterError",
+    "ChoiceParam",
     "IntParam",
     "TextParam",
     "correlator",
@@ -94,10 +96,39 @@ class TextParam:
         return {"type": "string", "maxLength": self.max_length, "pattern": _TEXT_PATTERN}
 
 
+@frozen
+class ChoiceParam:
+    """A query parameter that is one of a few words; the first is the default."""
+
+    name: str
+    choices: tuple[str, ...]
+    description: str
+
+    def read(self, query: Mapping[str, str]) -> str:
+        """The word in ``query``, or the default; raise ``BadParameterError``."""
+        text = query.get(self.name)
+        if not text:
+            return self.choices[0]
+        if text not in self.choices:
+            msg = f"{self.name} must be one of {', '.join(self.choices)}"
+            raise BadParameterError(msg)
+        return text
+
+    def schema(self) -> dict[str, Any]:
+        """The OpenAPI schema of this parameter."""
+        return {"type": "string", "enum": list(self.choices), "default": self.choices[0]}
+
+
 PRODUCT = TextParam(
     "product", 200, "The product to show; the product with the most runs when absent."
 )
 LIMIT = IntParam("limit", 1, 1000, 50, "How many projects to list.")
+CI = ChoiceParam(
+    "ci",
+    ("exclude", "include"),
+    "Runs from CI (their Environment component names a CI service) are left out unless "
+    "'include': a project's test suite is not a user.",
+)
 CORRELATOR = "correlator"
 
 

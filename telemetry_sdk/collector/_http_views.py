@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ._health import Health
-from ._http_params import LIMIT, PRODUCT, correlator
+from ._http_params import CI, LIMIT, PRODUCT, correlator
 from ._openapi import openapi_document
 from ._prometheus import exposition
 from ._store import Store, open_store
@@ -122,14 +122,16 @@ def openapi(request: Request) -> Response:
 
 def products(request: Request) -> Response:
     """Every product with its runs and points."""
+    include_ci = CI.read(request.query_params) == "include"
     with _context(request).reader() as store:
-        return json_response(200, {"products": [p.to_json() for p in store.products()]})
+        found = store.products(include_ci=include_ci)
+        return json_response(200, {"products": [p.to_json() for p in found]})
 
 
-def _product(store: Store, request: Request) -> str:
+def _product(store: Store, request: Request, include_ci: bool) -> str:
     product = PRODUCT.read(request.query_params)
     if product is None:
-        known = store.products()
+        known = store.products(include_ci=include_ci)
         product = known[0].product if known else ""
     return product
 
@@ -137,16 +139,20 @@ def _product(store: Store, request: Request) -> str:
 def leaderboard(request: Request) -> Response:
     """The ranked projects of one product."""
     limit = LIMIT.read(request.query_params)
+    include_ci = CI.read(request.query_params) == "include"
     with _context(request).reader() as store:
-        product = _product(store, request)
-        rows = [r.to_json() for r in store.leaderboard(product, limit)]
+        product = _product(store, request, include_ci)
+        found = store.leaderboard(product, limit, include_ci=include_ci)
+        rows = [r.to_json() for r in found]
     return json_response(200, {"product": product, "leaderboard": rows})
 
 
 def stats(request: Request) -> Response:
     """The charts of one product."""
+    include_ci = CI.read(request.query_params) == "include"
     with _context(request).reader() as store:
-        return json_response(200, store.stats(_product(store, request)).to_json())
+        product = _product(store, request, include_ci)
+        return json_response(200, store.stats(product, include_ci=include_ci).to_json())
 
 
 def get_run(request: Request) -> Response:

@@ -13,7 +13,16 @@ from typing import Any
 import orjson
 
 from ._health import REASONS as HEALTH_REASONS
-from ._http_params import CORRELATOR, LIMIT, PRODUCT, UUID_PATTERN, IntParam, TextParam
+from ._http_params import (
+    CI,
+    CORRELATOR,
+    LIMIT,
+    PRODUCT,
+    UUID_PATTERN,
+    ChoiceParam,
+    IntParam,
+    TextParam,
+)
 
 __all__ = ["openapi_document"]
 
@@ -59,6 +68,10 @@ _RUN_ROW = _obj(
         "start": _nullable("integer"),
         "has_start": {"type": "boolean"},
         "has_close": {"type": "boolean"},
+        "ci": _nullable("boolean"),
+        "heartbeats": _nullable("integer"),
+        "last_received": _nullable("integer"),
+        "status": {"type": ["string", "null"], "enum": ["open", "closed", "never_closed", None]},
     }
 )
 _SCHEMAS: dict[str, Any] = {
@@ -149,7 +162,7 @@ def _json(description: str, schema: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
 
 
-def _query(param: IntParam | TextParam) -> dict[str, Any]:
+def _query(param: IntParam | TextParam | ChoiceParam) -> dict[str, Any]:
     return {
         "name": param.name,
         "in": "query",
@@ -212,18 +225,22 @@ def _document() -> dict[str, Any]:
         },
         "paths": {
             "/api/products": _get(
-                "Every product with its runs and points.", _json("Products.", "Products")
+                "Every product with its runs and points.",
+                _json("Products.", "Products"),
+                _query(CI),
             ),
             "/api/leaderboard": _get(
                 "Projects of one product ranked by points.",
                 _json("The leaderboard.", "Leaderboard"),
                 _query(PRODUCT),
                 _query(LIMIT),
+                _query(CI),
             ),
             "/api/stats": _get(
                 "Runs per day, versions, platforms, components, apps and run times.",
                 _json("The charts of one product.", "Stats"),
                 _query(PRODUCT),
+                _query(CI),
             ),
             "/api/runs/{correlator}": run_path,
             "/healthz": _get(

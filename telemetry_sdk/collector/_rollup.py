@@ -4,8 +4,10 @@ The leaderboard and the stats never scan the runs: they read the ``rollup`` tabl
 per (kind, product, key) holding ``runs``, ``points``, ``x`` and ``y``. Each run
 contributes a fixed set of counts (its day, version, platform, project, components, ...);
 when a run changes, its old contribution is subtracted and its new one added, so fills,
-duplicates and deletions stay exact. Every engine applies the ``Deltas`` computed here as
-``n = n + delta`` upserts, in ``sorted`` key order.
+duplicates and deletions stay exact. A run from CI (its ``Environment`` component says so)
+counts under the same kinds prefixed with ``CI_PREFIX`` (``ci:total``, ``ci:project``, ...),
+so the views leave CI runs out unless asked to include them. Every engine applies the
+``Deltas`` computed here as ``n = n + delta`` upserts, in ``sorted`` key order.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from attrs import frozen
 from ._run_merge import DAY, RunRow
 
 __all__ = [
+    "CI_PREFIX",
     "EXEC_BUCKETS",
     "Deltas",
     "RollupKey",
@@ -39,6 +42,9 @@ EXEC_BUCKETS: tuple[tuple[float, str], ...] = (
     (36000.0, "1-10 h"),
     (float("inf"), "> 10 h"),
 )
+
+#: Prefixed to the kind of every count a CI run contributes.
+CI_PREFIX = "ci:"
 
 #: A rollup row's key: (kind, product, key).
 RollupKey = tuple[str, str, str]
@@ -93,6 +99,8 @@ class Signature:
     app_count: int | None
     app_fails: int | None
     bucket: int | None
+    #: A CI run counts under ``CI_PREFIX`` kinds.
+    ci: bool = False
 
 
 def signature(row: RunRow) -> Signature | None:
@@ -111,6 +119,7 @@ def signature(row: RunRow) -> Signature | None:
         app_count=row.app_count,
         app_fails=row.app_fails,
         bucket=None if row.execution_time is None else exec_bucket(row.execution_time),
+        ci=row.ci is True,
     )
 
 
@@ -118,8 +127,10 @@ def _contribute(sig: Signature, times: int, deltas: Deltas) -> None:
     """Add what ``times`` runs with this signature count for (negative ``times`` subtracts)."""
     product = sig.product
     points = times * (2 if sig.level == 3 else 1)
+    prefix = CI_PREFIX if sig.ci else ""
 
     def add(kind: str, key: str, pts: int = 0, x: int = 0, y: int = 0) -> None:
+        kind = prefix + kind
         entry = deltas.get((kind, product, key))
         if entry is None:
             entry = deltas[(kind, product, key)] = [0, 0, 0, 0]

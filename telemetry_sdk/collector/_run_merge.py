@@ -1,9 +1,13 @@
-"""The merge of a run's start and close: pure functions over ``RunRow``, shared by every engine.
+"""The merge of a run's messages: pure functions over ``RunRow``, shared by every engine.
 
 A run is one row keyed by (correlator, product). A start inserts or fills it, a close fills
-it, in any order; a repeated message changes nothing. A Parsl close names no product: it is
-joined to its run(s) by correlator, or held (``HeldClose``) until its start arrives. A
-deleted run's correlator is remembered, and its late messages are dropped.
+it, in any order; a repeated message changes nothing. While the run is open, a progress
+message (a heartbeat) replaces its app counts and run time if it is the latest one (the
+highest heartbeat number); after the close nothing does. Every message moves the run's
+``last_received``, from which ``_run_status`` tells open runs from never-closed ones. Whether
+a run came from CI is what its ``telemetry_sdk.Environment`` component says. A Parsl close
+names no product: it is joined to its run(s) by correlator, or held (``HeldClose``) until its
+start arrives. A deleted run's correlator is remembered, and its late messages are dropped.
 
 An engine loads what it holds about a batch's correlators (``Held``), hands it with the
 records to ``merge_batch``, and writes the ``MergePlan`` it gets back, in one transaction.
@@ -67,11 +71,23 @@ class RunRow:
     app_fails: int | None = None
     has_start: bool = False
     has_close: bool = False
+    #: Whether the run came from CI (its Environment component); None when it did not say.
+    ci: bool | None = None
+    #: When the collector last received a message of this run (epoch seconds); None for
+    #: runs stored before the collector kept it.
+    last_received: int | None = None
+    #: The number of the latest heartbeat received (None: none yet).
+    heartbeats: int | None = None
 
     @property
     def day(self) -> int:
         """The day (since 1970-01-01, UTC) the run was first received."""
         return self.received // DAY
+
+    def heard(self, received: int) -> None:
+        """A message of the run was received at ``received``."""
+        if self.last_received is None or received > self.last_received:
+            self.last_received = received
 
     def copy(self) -> RunRow:
         """An independent copy (merging changes rows in place)."""
@@ -171,7 +187,34 @@ def fill_start(row: RunRow, record: Record) -> None:
     row.has_start = True
     if record.project is not None:
         row.project = record.project
+    if record.ci is not None:
+        row.ci = record.ci
     row.received = min(row.received, record.received)
+
+
+def fill_progress(row: RunRow, record: Record) -> None:
+    """Keep an open run's latest counts and run time from a progress message.
+
+    Only a heartbeat numbered above the latest one counts: a late or repeated heartbeat
+    changes nothing but ``last_received``, and after the close the counts stay the close's.
+    """
+    beat = record.heartbeat or 0
+    if row.heartbeats is not None and beat <= row.heartbeats:
+        return
+    # The same whatever the order: the highest number, the first receipt, what was missing.
+    row.heartbeats = beat
+    row.received = min(row.received, record.received)
+    if row.project is None:
+        row.project = record.project
+    if not row.has_start:
+        if row.version is None:
+            row.version = record.version
+        if row.level is None:
+            row.level = record.level
+    if not row.has_close:  # the close's counts are final
+        row.execution_time = record.execution_time
+        row.app_count = record.app_count
+        row.app_fails = record.app_fails
 
 
 def fill_close(
@@ -215,6 +258,7 @@ def merge_batch(records: Sequence[Record], held: Held) -> MergePlan:
             if targets:
                 close = HeldClose.from_record(record)
                 for run in targets:
+                    run.new.heard(record.received)
                     if not run.new.has_close:
                         fill_close(run.new, close)
             elif key not in held.held and key not in hold:
@@ -227,7 +271,10 @@ def merge_batch(records: Sequence[Record], held: Held) -> MergePlan:
             )
             by_corr.setdefault(key, []).append(found)
         current = found.new
-        if record.kind == "start":
+        current.heard(record.received)
+        if record.kind == "progress":
+            fill_progress(current, record)
+        elif record.kind == "start":
             if current.has_start:
                 continue
             fill_start(current, record)
@@ -236,9 +283,13 @@ def merge_batch(records: Sequence[Record], held: Held) -> MergePlan:
                 waiting = held.held[key]
                 plan.joined.add(key)
             if waiting is not None and not current.has_close:
+                current.heard(waiting.received)
                 fill_close(current, waiting)
-        elif not current.has_close:
-            fill_close(current, HeldClose.from_record(record), record.version, record.level)
+        else:
+            if current.ci is None and record.ci is not None:
+                current.ci = record.ci
+            if not current.has_close:
+                fill_close(current, HeldClose.from_record(record), record.version, record.level)
     for run in runs.values():
         if run.old is None:
             plan.inserts.append(run)

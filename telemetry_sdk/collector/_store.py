@@ -33,8 +33,9 @@ __all__ = [
 
 #: The schema version this code writes. 1: before issue 8 (held closes without their time
 #: of receipt); 2: ``collector_meta`` and held closes' ``received``; 3: runs' ``received``,
-#: an index by day (retention, export) and the version itself in ``collector_meta``.
-SCHEMA_VERSION = 3
+#: an index by day (retention, export) and the version itself in ``collector_meta``; 4: runs'
+#: ``ci`` flag, ``last_received`` time and latest ``heartbeats`` number (progress messages).
+SCHEMA_VERSION = 4
 
 
 class StoreError(TelemetryError):
@@ -64,15 +65,20 @@ class Store(Protocol):
         """Apply ``records`` in order, in one transaction; duplicates change nothing."""
         ...
 
-    def products(self) -> list[ProductTotals]:
-        """Every product with its run and point totals, most runs first."""
+    def products(self, *, include_ci: bool = False) -> list[ProductTotals]:
+        """Every product with its run and point totals, most runs first.
+
+        Runs from CI are left out unless ``include_ci`` (as in every view).
+        """
         ...
 
-    def leaderboard(self, product: str, limit: int = 50) -> list[LeaderboardRow]:
+    def leaderboard(
+        self, product: str, limit: int = 50, *, include_ci: bool = False
+    ) -> list[LeaderboardRow]:
         """Named projects of ``product`` ranked by points."""
         ...
 
-    def stats(self, product: str) -> ProductStats:
+    def stats(self, product: str, *, include_ci: bool = False) -> ProductStats:
         """Usage figures of ``product`` for the dashboard (one snapshot)."""
         ...
 

@@ -98,8 +98,16 @@ CREATE TABLE IF NOT EXISTS runs (
     has_start boolean NOT NULL,
     has_close boolean NOT NULL,
     day integer NOT NULL,
+    ci boolean,
+    last_received bigint,
+    heartbeats integer,
     UNIQUE (corr, product)
 );
+-- Schema 4 (a database made at 3 gets them here): the CI flag, when the run was last
+-- heard of, its latest heartbeat's number.
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS ci boolean;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS last_received bigint;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS heartbeats integer;
 CREATE INDEX IF NOT EXISTS runs_by_day ON runs (day);
 CREATE INDEX IF NOT EXISTS runs_by_product_day ON runs (product, day);
 CREATE TABLE IF NOT EXISTS pending_closes (
@@ -147,6 +155,9 @@ _ROW_COLUMNS = (
     "app_fails",
     "has_start",
     "has_close",
+    "ci",
+    "last_received",
+    "heartbeats",
 )
 _STORED = ", ".join(f'"{c}"' for c in (*_ROW_COLUMNS, "day"))
 _SET_JOINS = (
@@ -161,7 +172,8 @@ _RUN_SELECT = ", ".join(
 #: Each stored column's type, to pass a batch as one array per column (``unnest``).
 _ROW_TYPES = (
     "text", "bigint", "text", "text", "text", "smallint", "text", "bigint", "bigint",
-    "bigint", "bigint", "float8", "integer", "integer", "boolean", "boolean", "integer",
+    "bigint", "bigint", "float8", "integer", "integer", "boolean", "boolean", "boolean",
+    "bigint", "integer", "integer",
 )  # fmt: skip
 _ARRAYS = ", ".join(f"%s::{t}[]" for t in _ROW_TYPES)
 #: A batch of runs in one statement: one array per column (a few round trips per batch,
@@ -548,6 +560,9 @@ class PostgresStore:
             row.app_fails,
             row.has_start,
             row.has_close,
+            row.ci,
+            row.last_received,
+            row.heartbeats,
             row.day,
         )
 
@@ -675,20 +690,22 @@ class PostgresStore:
 
     # -- reading --
 
-    def products(self) -> list[ProductTotals]:
-        """Every product with its run and point totals, most runs first."""
+    def products(self, *, include_ci: bool = False) -> list[ProductTotals]:
+        """Every product with its run and point totals, most runs first (CI runs if asked)."""
         with self._snapshot() as query:
-            return read_products(query)
+            return read_products(query, include_ci=include_ci)
 
-    def leaderboard(self, product: str, limit: int = 50) -> list[LeaderboardRow]:
+    def leaderboard(
+        self, product: str, limit: int = 50, *, include_ci: bool = False
+    ) -> list[LeaderboardRow]:
         """Named projects of ``product`` ranked by points (level 1-2: 1, level 3: 2 a run)."""
         with self._snapshot() as query:
-            return read_leaderboard(query, product, limit)
+            return read_leaderboard(query, product, limit, include_ci=include_ci)
 
-    def stats(self, product: str) -> ProductStats:
+    def stats(self, product: str, *, include_ci: bool = False) -> ProductStats:
         """Runs per day, versions, Python versions, platforms, components, apps, run times."""
         with self._snapshot() as query:
-            return read_stats(query, product)
+            return read_stats(query, product, include_ci=include_ci)
 
     def get_run(self, correlator: str) -> RunDetail | None:
         """Everything held about one run (per product), or ``None`` if nothing is."""

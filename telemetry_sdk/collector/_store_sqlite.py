@@ -71,7 +71,10 @@ CREATE TABLE IF NOT EXISTS runs (
     has_start INTEGER NOT NULL,
     has_close INTEGER NOT NULL,
     day INTEGER NOT NULL,
-    received INTEGER
+    received INTEGER,
+    ci INTEGER,
+    last_received INTEGER,
+    heartbeats INTEGER
 );
 CREATE UNIQUE INDEX IF NOT EXISTS runs_key ON runs (corr, product);
 CREATE INDEX IF NOT EXISTS runs_by_day ON runs (day);
@@ -122,6 +125,9 @@ _ROW_COLUMNS = (
     "app_fails",
     "has_start",
     "has_close",
+    "ci",
+    "last_received",
+    "heartbeats",
 )
 _STORED = ", ".join(f'"{c}"' for c in (*_ROW_COLUMNS, "day"))
 # Reading a run: the component lists come back as their JSON text.
@@ -161,6 +167,8 @@ def _row(values: Sequence[Any]) -> RunRow:
     row = RunRow(*values)
     row.has_start = bool(row.has_start)
     row.has_close = bool(row.has_close)
+    if row.ci is not None:
+        row.ci = bool(row.ci)
     return row
 
 
@@ -202,6 +210,12 @@ def _upgrade(conn: sqlite3.Connection, version: int) -> None:
         # Runs from before: their first receipt is known to the day.
         conn.execute("ALTER TABLE runs ADD COLUMN received INTEGER")
         conn.execute(f"UPDATE runs SET received = day * {DAY}")
+    if version < 4:
+        # Runs from before heartbeats and the CI flag: not known to be CI, last heard of
+        # when first received.
+        for column in ("ci", "last_received", "heartbeats"):
+            conn.execute(f"ALTER TABLE runs ADD COLUMN {column} INTEGER")
+        conn.execute("UPDATE runs SET last_received = received")
     _create(conn)  # tables and indexes added since
 
 
@@ -476,6 +490,9 @@ class SQLiteStore:
             row.app_fails,
             row.has_start,
             row.has_close,
+            row.ci,
+            row.last_received,
+            row.heartbeats,
             row.day,
         )
 
@@ -563,18 +580,20 @@ class SQLiteStore:
         with self._lock:
             return self._conn.execute(sql, tuple(params)).fetchall()
 
-    def products(self) -> list[ProductTotals]:
-        """Every product with its run and point totals, most runs first."""
-        return read_products(self._query)
+    def products(self, *, include_ci: bool = False) -> list[ProductTotals]:
+        """Every product with its run and point totals, most runs first (CI runs if asked)."""
+        return read_products(self._query, include_ci=include_ci)
 
-    def leaderboard(self, product: str, limit: int = 50) -> list[LeaderboardRow]:
+    def leaderboard(
+        self, product: str, limit: int = 50, *, include_ci: bool = False
+    ) -> list[LeaderboardRow]:
         """Named projects of ``product`` ranked by points (level 1-2: 1, level 3: 2 a run)."""
-        return read_leaderboard(self._query, product, limit)
+        return read_leaderboard(self._query, product, limit, include_ci=include_ci)
 
-    def stats(self, product: str) -> ProductStats:
+    def stats(self, product: str, *, include_ci: bool = False) -> ProductStats:
         """Runs per day, versions, Python versions, platforms, components, apps, run times."""
         with self._snapshot():
-            return read_stats(self._query, product)
+            return read_stats(self._query, product, include_ci=include_ci)
 
     def get_run(self, correlator: str) -> RunDetail | None:
         """Everything held about one run (per product), or ``None`` if nothing is."""

@@ -9,14 +9,16 @@ the placeholders for its own).
 from __future__ import annotations
 
 import datetime
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 from attrs import asdict, frozen
 
-from ._rollup import EXEC_BUCKETS
+from ._rollup import CI_PREFIX, EXEC_BUCKETS
 from ._run_merge import HeldClose, RunRow, correlator_text
+from ._run_status import run_status
 
 __all__ = [
     "AppTotals",
@@ -142,8 +144,8 @@ def _components_json(text: str | None) -> Any:
     return None if text is None else orjson.loads(text)
 
 
-def run_json(row: RunRow) -> dict[str, Any]:
-    """One run as the API serves it."""
+def run_json(row: RunRow, now: int | None = None) -> dict[str, Any]:
+    """One run as the API serves it; ``status`` as of ``now`` (epoch seconds; default: now)."""
     return {
         "product": row.product,
         "version": row.version,
@@ -161,6 +163,17 @@ def run_json(row: RunRow) -> dict[str, Any]:
         "has_start": row.has_start,
         "has_close": row.has_close,
         "received_day": day_text(row.day),
+        "ci": row.ci,
+        "heartbeats": row.heartbeats,
+        "last_received": row.last_received,
+        "status": run_status(
+            level=row.level,
+            has_close=row.has_close,
+            last_received=row.received if row.last_received is None else row.last_received,
+            heartbeats=row.heartbeats,
+            execution_time=row.execution_time,
+            now=int(time.time()) if now is None else now,
+        ),
     }
 
 
@@ -199,73 +212,131 @@ class RunDetail:
         }
 
 
-def read_products(query: Query) -> list[ProductTotals]:
-    """Every product with its run and point totals, most runs first."""
-    rows = query(
-        "SELECT product, runs, points FROM rollup WHERE kind = 'total' AND runs > 0 "
-        "ORDER BY runs DESC, product",
-        (),
-    )
+# CI runs count under their own kinds (``_rollup.CI_PREFIX``). By default the views read only
+# the others; with ``include_ci`` they add both up. The default queries stay the plain ones
+# (each walks an index in order); the sums are only for a reader who asks for CI runs.
+
+
+def _kinds(kind: str, include_ci: bool) -> tuple[str, ...]:
+    return (kind, CI_PREFIX + kind) if include_ci else (kind,)
+
+
+def _kind_in(kinds: Sequence[str]) -> str:
+    return "kind IN (" + ", ".join("?" for _ in kinds) + ")"
+
+
+def _sum(column: str) -> str:
+    return f"CAST(COALESCE(SUM({column}), 0) AS BIGINT)"
+
+
+def read_products(query: Query, *, include_ci: bool = False) -> list[ProductTotals]:
+    """Every product with its run and point totals, most runs first (CI runs if asked)."""
+    if not include_ci:
+        rows = query(
+            "SELECT product, runs, points FROM rollup WHERE kind = 'total' AND runs > 0 "
+            "ORDER BY runs DESC, product",
+            (),
+        )
+    else:
+        kinds = _kinds("total", include_ci)
+        rows = query(
+            f"SELECT product, {_sum('runs')} AS r, {_sum('points')} FROM rollup "
+            f"WHERE {_kind_in(kinds)} GROUP BY product HAVING SUM(runs) > 0 "
+            "ORDER BY r DESC, product",
+            kinds,
+        )
     return [ProductTotals(p, r, s) for p, r, s in rows]
 
 
-def read_leaderboard(query: Query, product: str, limit: int = 50) -> list[LeaderboardRow]:
+def read_leaderboard(
+    query: Query, product: str, limit: int = 50, *, include_ci: bool = False
+) -> list[LeaderboardRow]:
     """Named projects of ``product`` ranked by points (level 1-2: 1, level 3: 2 a run)."""
-    rows = query(
-        "SELECT key, points, runs FROM rollup WHERE kind = 'project' AND product = ? "
-        "AND runs > 0 ORDER BY points DESC, runs DESC, key LIMIT ?",
-        (product, limit),
-    )
+    if not include_ci:
+        rows = query(
+            "SELECT key, points, runs FROM rollup WHERE kind = 'project' AND product = ? "
+            "AND runs > 0 ORDER BY points DESC, runs DESC, key LIMIT ?",
+            (product, limit),
+        )
+    else:
+        kinds = _kinds("project", include_ci)
+        rows = query(
+            f"SELECT key, {_sum('points')} AS p, {_sum('runs')} AS r FROM rollup "
+            f"WHERE {_kind_in(kinds)} AND product = ? GROUP BY key HAVING SUM(runs) > 0 "
+            "ORDER BY p DESC, r DESC, key LIMIT ?",
+            (*kinds, product, limit),
+        )
     return [
         LeaderboardRow(i, name, points, runs)
         for i, (name, points, runs) in enumerate(rows, start=1)
     ]
 
 
-def _top(query: Query, kind: str, product: str) -> list[NamedCount]:
-    rows = query(
-        "SELECT key, runs FROM rollup WHERE kind = ? AND product = ? AND runs > 0 "
-        "ORDER BY runs DESC, key LIMIT ?",
-        (kind, product, _TOP),
+def _by_key(query: Query, kind: str, product: str, include_ci: bool) -> list[tuple[Any, ...]]:
+    """``(key, runs)`` of one kind, every key with runs."""
+    if not include_ci:
+        return query(
+            "SELECT key, runs FROM rollup WHERE kind = ? AND product = ? AND runs > 0",
+            (kind, product),
+        )
+    kinds = _kinds(kind, include_ci)
+    return query(
+        f"SELECT key, {_sum('runs')} FROM rollup WHERE {_kind_in(kinds)} AND product = ? "
+        "GROUP BY key HAVING SUM(runs) > 0",
+        (*kinds, product),
     )
+
+
+def _totals(query: Query, kind: str, product: str, include_ci: bool) -> tuple[int, ...]:
+    """``(runs, points, x, y)`` of a kind with one key, summed over CI if asked."""
+    kinds = _kinds(kind, include_ci)
+    rows = query(
+        f"SELECT {_sum('runs')}, {_sum('points')}, {_sum('x')}, {_sum('y')} FROM rollup "
+        f"WHERE {_kind_in(kinds)} AND product = ?",
+        (*kinds, product),
+    )
+    return tuple(int(v) for v in rows[0]) if rows else (0, 0, 0, 0)
+
+
+def _top(query: Query, kind: str, product: str, include_ci: bool = False) -> list[NamedCount]:
+    if not include_ci:
+        rows = query(
+            "SELECT key, runs FROM rollup WHERE kind = ? AND product = ? AND runs > 0 "
+            "ORDER BY runs DESC, key LIMIT ?",
+            (kind, product, _TOP),
+        )
+    else:
+        kinds = _kinds(kind, include_ci)
+        rows = query(
+            f"SELECT key, {_sum('runs')} AS r FROM rollup WHERE {_kind_in(kinds)} "
+            "AND product = ? GROUP BY key HAVING SUM(runs) > 0 ORDER BY r DESC, key LIMIT ?",
+            (*kinds, product, _TOP),
+        )
     return [NamedCount(k, r) for k, r in rows]
 
 
-def read_stats(query: Query, product: str) -> ProductStats:
+def read_stats(query: Query, product: str, *, include_ci: bool = False) -> ProductStats:
     """Runs per day, versions, Python versions, platforms, components, apps, run times.
 
-    Run it in one snapshot: it takes several statements.
+    CI runs are left out unless ``include_ci``. Run it in one snapshot: it takes several
+    statements.
     """
-    total = query(
-        "SELECT runs, points FROM rollup WHERE kind = 'total' AND product = ?", (product,)
-    )
-    runs, points = total[0] if total else (0, 0)
-    days = query(
-        "SELECT key, runs FROM rollup WHERE kind = 'day' AND product = ? AND runs > 0",
-        (product,),
-    )
-    per_day = sorted((int(k), r) for k, r in days)[-_DAYS_SHOWN:]
-    levels: dict[str, int] = dict(
-        query(
-            "SELECT key, runs FROM rollup WHERE kind = 'level' AND product = ? AND runs > 0",
-            (product,),
-        )
-    )
-    apps = query("SELECT runs, x, y FROM rollup WHERE kind = 'apps' AND product = ?", (product,))
-    app_runs, app_count, app_fails = apps[0] if apps else (0, 0, 0)
-    buckets: dict[str, int] = dict(
-        query("SELECT key, runs FROM rollup WHERE kind = 'exec' AND product = ?", (product,))
-    )
+    runs, points, _, _ = _totals(query, "total", product, include_ci)
+    per_day = sorted((int(k), r) for k, r in _by_key(query, "day", product, include_ci))
+    per_day = per_day[-_DAYS_SHOWN:]
+    levels: dict[str, int] = dict(_by_key(query, "level", product, include_ci))
+    app_runs, _, app_count, app_fails = _totals(query, "apps", product, include_ci)
+    buckets: dict[str, int] = dict(_by_key(query, "exec", product, include_ci))
     return ProductStats(
         product=product,
         runs=runs,
         points=points,
         levels={str(n): levels.get(str(n), 0) for n in (1, 2, 3)},
         runs_per_day=[DayCount(day_text(d), r) for d, r in per_day],
-        versions=_top(query, "version", product),
-        python_versions=_top(query, "python", product),
-        platforms=_top(query, "platform", product),
-        components=_top(query, "component", product),
+        versions=_top(query, "version", product, include_ci),
+        python_versions=_top(query, "python", product, include_ci),
+        platforms=_top(query, "platform", product, include_ci),
+        components=_top(query, "component", product, include_ci),
         apps=AppTotals(app_runs, app_count, app_fails),
         execution_time=[
             BucketCount(label, buckets.get(str(i), 0)) for i, (_, label) in enumerate(EXEC_BUCKETS)

@@ -164,8 +164,13 @@ async function getJSON(path) {
   return response.json();
 }
 
+// CI runs (a project's test suite is not a user) are left out unless the box is ticked.
+function ciQuery() {
+  return document.getElementById("include-ci").checked ? "ci=include" : "ci=exclude";
+}
+
 async function loadProduct(product) {
-  const query = `product=${encodeURIComponent(product)}`;
+  const query = `product=${encodeURIComponent(product)}&${ciQuery()}`;
   const [board, stats] = await Promise.all([
     getJSON(`/api/leaderboard?${query}&limit=25`),
     getJSON(`/api/stats?${query}`),
@@ -178,7 +183,7 @@ async function refresh() {
   const status = document.getElementById("status");
   const select = document.getElementById("product");
   try {
-    const { products } = await getJSON("/api/products");
+    const { products } = await getJSON(`/api/products?${ciQuery()}`);
     const chosen = select.value;
     clear(select);
     for (const item of products) {
@@ -204,6 +209,10 @@ async function refresh() {
 
 document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("product").addEventListener("change", refresh);
+  const includeCI = document.getElementById("include-ci");
+  // /?ci=include opens the dashboard with CI runs counted (a link can say so).
+  includeCI.checked = new URLSearchParams(window.location.search).get("ci") === "include";
+  includeCI.addEventListener("change", refresh);
   refresh();
   setInterval(refresh, REFRESH_MS);
 });
