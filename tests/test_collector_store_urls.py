@@ -76,3 +76,25 @@ class TestReadDatabase:
             assert primary.products() == []
         finally:
             primary.close()
+
+
+class TestCommandsOnEveryEngine:
+    def test_leaderboard_and_delete_take_the_url(
+        self, store_url: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`collector leaderboard` and `collector delete` work the same on either engine."""
+        from telemetry_sdk.collector._cli import main as collector_main
+
+        message = start_message(project_name="cli", tracking_level=3)
+        store = open_store(store_url)
+        try:
+            store.write_batch([record_from_message(message)])
+        finally:
+            store.close()
+        assert collector_main(["collector", "leaderboard", "--db", store_url, "--json"]) == 0
+        board = json.loads(capsys.readouterr().out)
+        assert board == {"minflow": [{"rank": 1, "project": "cli", "points": 2, "runs": 1}]}
+        assert collector_main(["collector", "delete", "--db", store_url, message.correlator]) == 0
+        assert "deleted run" in capsys.readouterr().out
+        assert collector_main(["collector", "leaderboard", "--db", store_url, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out) == {}

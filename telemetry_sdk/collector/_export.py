@@ -28,7 +28,7 @@ __all__ = ["EXPORT_COLUMNS", "PARQUET_EXTRA_HINT", "ExportColumn", "ExportError"
 
 PARQUET_EXTRA_HINT = "Parquet needs pyarrow: pip install 'telemetry-sdk[parquet]'"
 #: Runs per batch (one Parquet row group).
-BATCH = 65_536
+BATCH = 16_384
 
 Format = Literal["parquet", "csv"]
 
