@@ -20,31 +20,25 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from attrs import define, field, frozen
 
 from .._errors import TelemetryError
+from ._day_rollup import EXEC_BUCKETS, DayDeltas, add_run, exec_bucket
 from ._ingest import Record
+from ._period import Period
+from ._period_views import leaderboard as period_leaderboard
+from ._period_views import period_stats, rank
 
 logger = logging.getLogger("telemetry_sdk.collector")
 
 __all__ = ["EXEC_BUCKETS", "SQLiteStore", "Store", "StoreError", "WriteResult"]
 
-#: Upper bounds (seconds) and labels of the execution time histogram.
-EXEC_BUCKETS: tuple[tuple[float, str], ...] = (
-    (1.0, "< 1 s"),
-    (10.0, "1-10 s"),
-    (60.0, "10 s-1 min"),
-    (600.0, "1-10 min"),
-    (3600.0, "10 min-1 h"),
-    (36000.0, "1-10 h"),
-    (float("inf"), "> 10 h"),
-)
 
 _SCHEMA = """
 -- Component lists repeat from run to run: each distinct list (JSON text) is kept once.
@@ -96,6 +90,19 @@ CREATE TABLE IF NOT EXISTS rollup (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS rollup_by_points ON rollup (kind, product, points DESC, runs DESC);
 CREATE INDEX IF NOT EXISTS rollup_by_runs ON rollup (kind, product, runs DESC);
+-- The same counts per day (the day a run started), for views of any period: see _day_rollup.
+CREATE TABLE IF NOT EXISTS day_rollup (
+    product TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    runs INTEGER NOT NULL,
+    points INTEGER NOT NULL,
+    x INTEGER NOT NULL,
+    y INTEGER NOT NULL,
+    PRIMARY KEY (product, kind, day, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS day_rollup_by_key ON day_rollup (product, kind, key, day);
 """
 
 # Column order of a run row as held in memory (after ``id`` and ``corr``).
@@ -149,6 +156,13 @@ _INSERT_PENDING = (
     f"INSERT INTO pending_closes (corr, {_PENDING_SELECT}, received) "
     f"VALUES (?, {', '.join('?' * (len(_PENDING_COLUMNS) + 1))})"
 )
+_UPSERT_DAY_ROLLUP = """
+INSERT INTO day_rollup (product, kind, day, key, runs, points, x, y)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (product, kind, day, key) DO UPDATE SET
+    runs = runs + excluded.runs, points = points + excluded.points,
+    x = x + excluded.x, y = y + excluded.y
+"""
 _UPSERT_ROLLUP = """
 INSERT INTO rollup (kind, product, key, runs, points, x, y) VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (kind, product, key) DO UPDATE SET
@@ -163,6 +177,7 @@ Row = list[Any]
 #: A pending close: ``_PENDING_COLUMNS`` in order.
 Pending = tuple[Any, ...]
 Deltas = dict[tuple[str, str, str], list[int]]
+T = TypeVar("T")
 
 
 class StoreError(TelemetryError):
@@ -192,12 +207,18 @@ class Store(Protocol):
         """Every product with its run and point totals."""
         ...
 
-    def leaderboard(self, product: str, limit: int = 50) -> list[dict[str, Any]]:
-        """Named projects of ``product`` ranked by points."""
+    def leaderboard(
+        self, product: str, limit: int = 50, period: Period | None = None
+    ) -> list[dict[str, Any]]:
+        """Named projects of ``product`` ranked by points (in ``period``, or all time)."""
         ...
 
-    def stats(self, product: str) -> dict[str, Any]:
-        """Usage figures of ``product`` for the dashboard."""
+    def stats(self, product: str, period: Period | None = None) -> dict[str, Any]:
+        """Usage figures of ``product`` for the dashboard (in ``period``, or all time)."""
+        ...
+
+    def view(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(query, *args)`` over one snapshot, ``query`` running read statements."""
         ...
 
     def get_run(self, correlator: str) -> dict[str, Any] | None:
@@ -222,13 +243,69 @@ class Store(Protocol):
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
-    """Bring a database made by an older version up to this schema."""
+    """Bring a database made by an older version up to this schema.
+
+    Databases from before the per-day rollups counted a run on the day it was received:
+    their runs move to the day they started, and every rollup is recomputed, once.
+    """
     columns = {row[1] for row in conn.execute("PRAGMA table_info(pending_closes)")}
     if "received" not in columns:
         # Held closes from before: their receipt is known to the day.
         conn.execute("ALTER TABLE pending_closes ADD COLUMN received INTEGER")
         conn.execute(f"UPDATE pending_closes SET received = day * {_DAY}")
     conn.execute("CREATE INDEX IF NOT EXISTS pending_by_received ON pending_closes (received)")
+    if conn.execute("SELECT 1 FROM collector_meta WHERE key = 'day_rollup'").fetchone() is None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                f"UPDATE runs SET day = start / {_DAY} WHERE has_start AND start IS NOT NULL"
+            )
+            _rebuild(conn)
+            conn.execute("INSERT INTO collector_meta (key, value) VALUES ('day_rollup', 1)")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+
+def _apply_deltas(conn: sqlite3.Connection, deltas: Deltas, days: DayDeltas) -> None:
+    changes = [(*k, *v) for k, v in deltas.items() if any(v)]
+    if changes:
+        conn.executemany(_UPSERT_ROLLUP, changes)
+        emptied = [k for k, v in deltas.items() if v[0] < 0]
+        if emptied:
+            conn.executemany(
+                "DELETE FROM rollup WHERE kind = ? AND product = ? AND key = ? AND runs <= 0",
+                emptied,
+            )
+    day_changes = [(k[1], k[0], k[2], k[3], *v) for k, v in days.items() if any(v)]
+    if day_changes:
+        conn.executemany(_UPSERT_DAY_ROLLUP, day_changes)
+        emptied_days = [(k[1], k[0], k[2], k[3]) for k, v in days.items() if v[0] < 0]
+        if emptied_days:
+            conn.executemany(
+                "DELETE FROM day_rollup WHERE product = ? AND kind = ? AND day = ? AND key = ? "
+                "AND runs <= 0",
+                emptied_days,
+            )
+
+
+def _rebuild(conn: sqlite3.Connection) -> None:
+    """Recompute every rollup from the runs, inside the caller's transaction."""
+    conn.execute("DELETE FROM rollup")
+    conn.execute("DELETE FROM day_rollup")
+    signatures: dict[Signature, int] = {}
+    cursor = conn.execute(f"SELECT {_RUN_COLUMNS} FROM {_RUN_FROM}")
+    while batch := cursor.fetchmany(10_000):
+        for row in batch:
+            signature = _signature(list(row))
+            if signature is not None:
+                signatures[signature] = signatures.get(signature, 0) + 1
+    deltas: Deltas = {}
+    day_deltas: DayDeltas = {}
+    _tally(signatures, deltas, day_deltas)
+    _apply_deltas(conn, deltas, day_deltas)
 
 
 def correlator_key(correlator: str) -> bytes:
@@ -238,14 +315,6 @@ def correlator_key(correlator: str) -> bytes:
 
 def _corr_text(key: bytes) -> str:
     return str(uuid.UUID(bytes=key))
-
-
-def exec_bucket(seconds: float) -> int:
-    """The index in ``EXEC_BUCKETS`` of an execution time."""
-    for index, (bound, _) in enumerate(EXEC_BUCKETS):
-        if seconds < bound:
-            return index
-    return len(EXEC_BUCKETS) - 1
 
 
 # Indexes of a run row (a list, in ``_COLUMNS`` order).
@@ -303,13 +372,32 @@ def _signature(row: Row) -> Signature | None:
         row[_APP_COUNT],
         row[_APP_FAILS],
         None if row[_EXEC] is None else exec_bucket(row[_EXEC]),
+        row[_HAS_CLOSE],
     )
 
 
-def _contribute(signature: Signature, times: int, deltas: Deltas) -> None:
+def _contribute(signature: Signature, times: int, deltas: Deltas, days: DayDeltas) -> None:
     """Add what ``times`` runs with this signature count for (negative ``times`` subtracts)."""
     (product, level, day, version, python_v, platform, project, has_start, components,
-     app_count, app_fails, bucket) = signature  # fmt: skip
+     app_count, app_fails, bucket, has_close) = signature  # fmt: skip
+    names = _names(components, skip_app_counts=not has_start)
+    add_run(
+        days,
+        times,
+        product=product,
+        day=day,
+        level=level,
+        version=version,
+        python_v=python_v,
+        platform=platform,
+        project=project,
+        components=names,
+        has_start=bool(has_start),
+        has_close=bool(has_close),
+        app_count=app_count,
+        app_fails=app_fails,
+        exec_bucket=bucket,
+    )
     points = times * (2 if level == 3 else 1)
 
     def add(kind: str, key: str, pts: int = 0, x: int = 0, y: int = 0) -> None:
@@ -332,7 +420,7 @@ def _contribute(signature: Signature, times: int, deltas: Deltas) -> None:
         add("platform", platform)
     if project is not None:
         add("project", project, points)
-    for name in _names(components, skip_app_counts=not has_start):
+    for name in names:
         add("component", name)
     if app_count is not None:
         add("apps", "", 0, times * app_count, times * app_fails)
@@ -340,10 +428,10 @@ def _contribute(signature: Signature, times: int, deltas: Deltas) -> None:
         add("exec", str(bucket))
 
 
-def _tally(signatures: dict[Signature, int], deltas: Deltas) -> None:
+def _tally(signatures: dict[Signature, int], deltas: Deltas, days: DayDeltas) -> None:
     for signature, times in signatures.items():
         if times:
-            _contribute(signature, times, deltas)
+            _contribute(signature, times, deltas, days)
 
 
 def _new_row(product: str, day: int) -> Row:
@@ -364,9 +452,11 @@ def _fill_start(row: Row, record: Record) -> None:
     row[_HAS_START] = 1
     if record.project is not None:
         row[_PROJECT] = record.project
-    day = record.received // _DAY
-    if day < row[_DAY_COL]:
-        row[_DAY_COL] = day
+    # A run counts on the day it started; without a start time, the day it was received.
+    if record.start is not None:
+        row[_DAY_COL] = record.start // _DAY
+    else:
+        row[_DAY_COL] = min(row[_DAY_COL], record.received // _DAY)
 
 
 def _fill_close(
@@ -382,9 +472,8 @@ def _fill_close(
     row[_HAS_CLOSE] = 1
     if row[_PROJECT] is None:
         row[_PROJECT] = project
-    if day < row[_DAY_COL]:
-        row[_DAY_COL] = day
     if not row[_HAS_START]:
+        row[_DAY_COL] = min(row[_DAY_COL], day)
         if row[_VERSION] is None:
             row[_VERSION] = version
         if row[_LEVEL] is None:
@@ -660,8 +749,9 @@ class SQLiteStore:
                 "DELETE FROM pending_closes WHERE corr = ?", [(k,) for k in pending_gone]
             )
         deltas: Deltas = {}
-        _tally(signatures, deltas)
-        self._apply_deltas(conn, deltas)
+        day_deltas: DayDeltas = {}
+        _tally(signatures, deltas, day_deltas)
+        _apply_deltas(conn, deltas, day_deltas)
         return WriteResult(len(inserts) + len(updates), len(pending_new), suppressed)
 
     def _set_id(self, conn: sqlite3.Connection, text: str | None) -> int | None:
@@ -691,19 +781,6 @@ class SQLiteStore:
             out[index] = self._set_id(conn, out[index])
         return tuple(out)
 
-    @staticmethod
-    def _apply_deltas(conn: sqlite3.Connection, deltas: Deltas) -> None:
-        changes = [(*k, *v) for k, v in deltas.items() if any(v)]
-        if not changes:
-            return
-        conn.executemany(_UPSERT_ROLLUP, changes)
-        emptied = [k for k, v in deltas.items() if v[0] < 0]
-        if emptied:
-            conn.executemany(
-                "DELETE FROM rollup WHERE kind = ? AND product = ? AND key = ? AND runs <= 0",
-                emptied,
-            )
-
     def delete_run(self, correlator: str) -> int:
         """Delete everything held about one run, in every view; return how many records went.
 
@@ -713,20 +790,21 @@ class SQLiteStore:
         key = correlator_key(correlator)
         with self._transaction() as conn:
             deltas: Deltas = {}
+            day_deltas: DayDeltas = {}
             rows = conn.execute(
                 f"SELECT runs.id, {_RUN_COLUMNS} FROM {_RUN_FROM} WHERE runs.corr = ?", (key,)
             ).fetchall()
             for row in rows:
                 signature = _signature(list(row[1:]))
                 if signature is not None:
-                    _contribute(signature, -1, deltas)
+                    _contribute(signature, -1, deltas, day_deltas)
             conn.execute("DELETE FROM runs WHERE corr = ?", (key,))
             gone = (
                 len(rows)
                 + conn.execute("DELETE FROM pending_closes WHERE corr = ?", (key,)).rowcount
             )
             conn.execute("INSERT OR IGNORE INTO deleted_runs (corr) VALUES (?)", (key,))
-            self._apply_deltas(conn, deltas)
+            _apply_deltas(conn, deltas, day_deltas)
         return gone
 
     def expire_pending(self, received_before: int) -> int:
@@ -753,17 +831,7 @@ class SQLiteStore:
     def rebuild_rollups(self) -> None:
         """Recompute every rollup from the runs (after a bulk load or a manual repair)."""
         with self._transaction() as conn:
-            conn.execute("DELETE FROM rollup")
-            signatures: dict[Signature, int] = {}
-            cursor = conn.execute(f"SELECT {_RUN_COLUMNS} FROM {_RUN_FROM}")
-            while batch := cursor.fetchmany(10_000):
-                for row in batch:
-                    signature = _signature(list(row))
-                    if signature is not None:
-                        signatures[signature] = signatures.get(signature, 0) + 1
-            deltas: Deltas = {}
-            _tally(signatures, deltas)
-            self._apply_deltas(conn, deltas)
+            _rebuild(conn)
 
     # -- reading --
 
@@ -779,17 +847,33 @@ class SQLiteStore:
         )
         return [{"product": p, "runs": r, "points": s} for p, r, s in rows]
 
-    def leaderboard(self, product: str, limit: int = 50) -> list[dict[str, Any]]:
-        """Named projects of ``product`` ranked by points (level 1-2: 1, level 3: 2 a run)."""
-        rows = self._query(
-            "SELECT key, points, runs FROM rollup WHERE kind = 'project' AND product = ? "
-            "AND runs > 0 ORDER BY points DESC, runs DESC LIMIT ?",
-            (product, limit),
-        )
+    def leaderboard(
+        self, product: str, limit: int = 50, period: Period | None = None
+    ) -> list[dict[str, Any]]:
+        """Named projects of ``product`` ranked by points (level 1-2: 1, level 3: 2 a run).
+
+        Points earned in ``period``, or all time; equal points share a rank (1, 1, 3).
+        """
+        if period is not None:
+            rows = self.view(period_leaderboard, product, period, limit)
+        else:
+            found = self._query(
+                "SELECT key, points, runs FROM rollup WHERE kind = 'project' AND product = ? "
+                "AND runs > 0 ORDER BY points DESC, runs DESC, key LIMIT ?",
+                (product, limit),
+            )
+            rows = rank([(k, int(p), int(r)) for k, p, r in found])
         return [
-            {"rank": i, "project": name, "points": points, "runs": runs}
-            for i, (name, points, runs) in enumerate(rows, start=1)
+            {"rank": r.rank, "project": r.project, "points": r.points, "runs": r.runs} for r in rows
         ]
+
+    def view(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(query, *args)`` over one snapshot, ``query`` running read statements.
+
+        The period views (``_period_views``) are run this way.
+        """
+        with self._snapshot():
+            return function(self._query, *args)
 
     def _top(self, kind: str, product: str, limit: int = 20) -> list[dict[str, Any]]:
         rows = self._query(
@@ -799,8 +883,13 @@ class SQLiteStore:
         )
         return [{"name": k, "runs": r} for k, r in rows]
 
-    def stats(self, product: str) -> dict[str, Any]:
-        """Runs per day, versions, Python versions, platforms, components, apps, run times."""
+    def stats(self, product: str, period: Period | None = None) -> dict[str, Any]:
+        """Runs per day, versions, Python versions, platforms, components, apps, run times.
+
+        Of ``period``, or all time.
+        """
+        if period is not None:
+            return self.view(period_stats, product, period)
         with self._snapshot():
             return self._stats(product)
 
