@@ -1,0 +1,385 @@
+"""Period views against expectations computed here, straight from the generated runs."""
+
+from __future__ import annotations
+
+import datetime
+import random
+import sqlite3
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import attrs
+import pytest
+from _collector_support import close_message, start_message
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from telemetry_sdk._wire import Component
+from telemetry_sdk.collector import Record, SQLiteStore, record_from_message
+from telemetry_sdk.collector._period import Period, date_of, day_number
+from telemetry_sdk.collector._period_views import (
+    health,
+    never_closed,
+    projects,
+    releases,
+    series,
+    totals,
+)
+
+FIRST_DAY = day_number(datetime.date(2025, 1, 1))
+DAY_S = 86_400
+
+
+@attrs.frozen
+class Run:
+    """One generated run: what the test knows independently of the collector."""
+
+    day: int
+    version: str
+    python: str
+    project: str | None
+    level: int
+    closed: bool
+    apps: int
+    fails: int
+    components: tuple[str, ...] = ("minflow.ThreadPoolExecutor",)
+    correlator: str = attrs.field(factory=lambda: str(uuid.uuid4()))
+
+    @property
+    def points(self) -> int:
+        return 2 if self.level == 3 else 1
+
+
+def records(run: Run, received_late: int = 0) -> list[Record]:
+    """The run's datagrams as the collector records them (received ``received_late`` days on)."""
+    start_s = run.day * DAY_S + 3600
+    received = start_s + received_late * DAY_S
+    out = [
+        record_from_message(
+            start_message(
+                correlator=run.correlator,
+                version=run.version,
+                python_v=run.python,
+                tracking_level=run.level,
+                project_name=run.project,
+                components=tuple(Component(c) for c in run.components),
+                start=start_s,
+            ),
+            received,
+        )
+    ]
+    if run.closed:
+        out.append(
+            record_from_message(
+                close_message(
+                    run.correlator,
+                    version=run.version,
+                    end=start_s + 60,
+                    components=(
+                        Component("minflow", {"app_count": run.apps, "app_fails": run.fails}),
+                    ),
+                ),
+                received + 60,
+            )
+        )
+    return out
+
+
+def history(seed: int = 7, days: int = 60) -> list[Run]:
+    """Releases every 20 days taking over the runs, one failing badly, projects coming and going."""
+    rng = random.Random(seed)
+    versions = ["1.0.0", "1.1.0", "1.2.0"]
+    out: list[Run] = []
+    for offset in range(days):
+        day = FIRST_DAY + offset
+        released = versions[: offset // 20 + 1]
+        for _ in range(rng.randint(4, 9)):
+            # The newest release takes a growing share of its release's days.
+            newest = released[-1]
+            age = offset % 20
+            version = newest if rng.random() < min(0.9, 0.1 + age * 0.06) else rng.choice(released)
+            level = rng.choice([1, 2, 3, 3])
+            closed = level == 3 and rng.random() < 0.8
+            fail_share = 0.6 if version == "1.1.0" else 0.05
+            fails = 1 if closed and rng.random() < fail_share else 0
+            project = rng.choice([None, "ocean", "genome", f"lab-{offset // 15}"])
+            out.append(
+                Run(
+                    day, version, rng.choice(["3.11.7", "3.12.1"]), project, level, closed,
+                    4 if closed else 0, fails,
+                )
+            )  # fmt: skip
+    return out
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    opened = SQLiteStore.open(tmp_path / "store.db")
+    yield opened
+    opened.close()
+
+
+def load(store: SQLiteStore, runs: list[Run]) -> None:
+    batch: list[Record] = []
+    for run in runs:
+        batch.extend(records(run))
+    for i in range(0, len(batch), 500):
+        store.write_batch(batch[i : i + 500])
+
+
+def period(first: int, last: int) -> Period:
+    return Period(date_of(first), date_of(last))
+
+
+def expected_board(runs: list[Run], first: int, last: int) -> list[tuple[int, str, int, int]]:
+    points: Counter[str] = Counter()
+    count: Counter[str] = Counter()
+    for run in runs:
+        if run.project is not None and first <= run.day <= last:
+            points[run.project] += run.points
+            count[run.project] += 1
+    ordered = sorted(points, key=lambda p: (-points[p], -count[p], p))
+    out = []
+    for i, name in enumerate(ordered):
+        rank = out[-1][0] if out and out[-1][2] == points[name] else i + 1
+        out.append((rank, name, points[name], count[name]))
+    return out
+
+
+class TestPeriods:
+    def test_leaderboard_counts_only_runs_started_in_the_period(self, store: SQLiteStore) -> None:
+        """Points are those of runs whose start day lies in since..until, both ends included."""
+        runs = history()
+        load(store, runs)
+        first, last = FIRST_DAY + 10, FIRST_DAY + 24
+        got = [
+            (r["rank"], r["project"], r["points"], r["runs"])
+            for r in store.leaderboard("minflow", 100, period(first, last))
+        ]
+        assert got == expected_board(runs, first, last)
+
+    def test_boundary_days(self, store: SQLiteStore) -> None:
+        """A run on the day before since or after until is out; on since or until it is in."""
+        runs = [
+            Run(FIRST_DAY + d, "1.0.0", "3.12.1", f"p{d}", 1, False, 0, 0) for d in (0, 1, 5, 6)
+        ]
+        load(store, runs)
+        board = store.leaderboard("minflow", 10, period(FIRST_DAY + 1, FIRST_DAY + 5))
+        assert sorted(r["project"] for r in board) == ["p1", "p5"]
+        assert store.stats("minflow", period(FIRST_DAY + 1, FIRST_DAY + 5))["runs"] == 2
+
+    def test_day_is_the_start_day_not_the_receipt_day(self, store: SQLiteStore) -> None:
+        """A run received three days after it started counts on the day it started."""
+        run = Run(FIRST_DAY + 2, "1.0.0", "3.12.1", "late", 3, True, 2, 0)
+        for record in records(run, received_late=3):
+            store.write_batch([record])
+        assert store.leaderboard("minflow", 10, period(FIRST_DAY + 2, FIRST_DAY + 2))
+        assert not store.leaderboard("minflow", 10, period(FIRST_DAY + 3, FIRST_DAY + 9))
+
+    def test_equal_points_share_a_rank(self, store: SQLiteStore) -> None:
+        """Two projects with the same points share rank 1; the next is 3 (all time too)."""
+        runs = [
+            Run(FIRST_DAY, "1.0.0", "3.12.1", "a", 3, False, 0, 0),
+            Run(FIRST_DAY, "1.0.0", "3.12.1", "b", 1, False, 0, 0),
+            Run(FIRST_DAY, "1.0.0", "3.12.1", "b", 1, False, 0, 0),
+            Run(FIRST_DAY, "1.0.0", "3.12.1", "c", 1, False, 0, 0),
+        ]
+        load(store, runs)
+        for window in (None, period(FIRST_DAY, FIRST_DAY)):
+            ranks = [(r["rank"], r["points"]) for r in store.leaderboard("minflow", 10, window)]
+            assert ranks == [(1, 2), (1, 2), (3, 1)]
+
+    def test_totals_and_series(self, store: SQLiteStore) -> None:
+        """Runs, points and runs per version per day equal counts over the generated runs."""
+        runs = history()
+        load(store, runs)
+        first, last = FIRST_DAY + 5, FIRST_DAY + 34
+        inside = [r for r in runs if first <= r.day <= last]
+        got = store.view(totals, "minflow", period(first, last))
+        assert (got.runs, got.points) == (len(inside), sum(r.points for r in inside))
+        assert got.named_projects == len({r.project for r in inside if r.project})
+        assert got.apps == sum(r.apps for r in inside if r.closed)
+        chart = store.view(series, "minflow", "version", period(first, last))
+        assert chart.bucket == "day"
+        assert len(chart.points) == last - first + 1
+        for point in chart.points:
+            day = day_number(point.start)
+            on_day = Counter(r.version for r in inside if r.day == day)
+            assert point.runs == sum(on_day.values())
+            assert point.counts == {v: on_day.get(v, 0) for v in chart.names}
+            assert point.other == 0
+
+    def test_long_periods_are_charted_per_week(self, store: SQLiteStore) -> None:
+        """Over 93 days or more, a point is a Monday-to-Sunday week."""
+        runs = history(days=100)
+        load(store, runs)
+        chart = store.view(series, "minflow", "python", period(FIRST_DAY, FIRST_DAY + 99))
+        assert chart.bucket == "week"
+        assert all(p.start.weekday() == 0 for p in chart.points)
+        weeks: Counter[datetime.date] = Counter()
+        for run in runs:
+            when = date_of(run.day)
+            weeks[when - datetime.timedelta(days=when.weekday())] += 1
+        assert {p.start: p.runs for p in chart.points} == dict(weeks)
+
+    def test_deletion_leaves_the_period_views(self, store: SQLiteStore) -> None:
+        """A deleted run no longer counts in any period."""
+        run = Run(FIRST_DAY, "1.0.0", "3.12.1", "gone", 3, True, 4, 1)
+        load(store, [run])
+        store.delete_run(run.correlator)
+        window = period(FIRST_DAY, FIRST_DAY)
+        assert store.leaderboard("minflow", 10, window) == []
+        assert store.view(totals, "minflow", window).runs == 0
+        assert store.view(health, "minflow", window) == []
+
+
+class TestAnswers:
+    def test_upgrade_times(self, store: SQLiteStore) -> None:
+        """Days from a release's first run to carrying half of a trailing week's runs."""
+        runs = history()
+        load(store, runs)
+        last = FIRST_DAY + 59
+        per_day: dict[int, Counter[str]] = defaultdict(Counter)
+        for run in runs:
+            per_day[run.day][run.version] += 1
+        expected = {}
+        for version in ("1.0.0", "1.1.0", "1.2.0"):
+            first = min(r.day for r in runs if r.version == version)
+            half = None
+            for day in range(first, last + 1):
+                week = [per_day[d] for d in range(day - 6, day + 1)]
+                mine = sum(c[version] for c in week)
+                if 2 * mine >= sum(sum(c.values()) for c in week):
+                    half = day
+                    break
+            expected[version] = (date_of(first), None if half is None else half - first)
+        got = store.view(releases, "minflow", period(FIRST_DAY, last))
+        assert {r.version: (r.first_day, r.days) for r in got} == expected
+        assert expected["1.1.0"][1] is not None
+
+    def test_worse_release_is_flagged(self, store: SQLiteStore) -> None:
+        """1.1.0 fails far more often than 1.0.0 (flagged); 1.2.0 fails less (not flagged)."""
+        runs = history()
+        load(store, runs)
+        got = {
+            h.version: h for h in store.view(health, "minflow", period(FIRST_DAY, FIRST_DAY + 59))
+        }
+        for version in ("1.0.0", "1.1.0", "1.2.0"):
+            mine = [r for r in runs if r.version == version and r.closed]
+            assert got[version].runs == len(mine)
+            assert got[version].failed_runs == sum(1 for r in mine if r.fails)
+            assert got[version].apps == sum(r.apps for r in mine)
+        assert got["1.0.0"].flagged is False
+        assert got["1.1.0"].previous == "1.0.0"
+        assert got["1.1.0"].flagged is True
+        assert got["1.2.0"].previous == "1.1.0"
+        assert got["1.2.0"].flagged is False
+
+    def test_flag_needs_thirty_runs_a_side(self, store: SQLiteStore) -> None:
+        """Every run of 2.0 failing is not flagged against 29 clean runs of 1.0; with 30 it is."""
+
+        def runs(version: str, n: int, fails: int, day: int) -> list[Run]:
+            return [
+                Run(FIRST_DAY + day, version, "3.12.1", None, 3, True, 1, int(i < fails))
+                for i in range(n)
+            ]
+
+        load(store, runs("1.0", 29, 0, 0) + runs("2.0", 30, 30, 1))
+        window = period(FIRST_DAY, FIRST_DAY + 1)
+        assert [h.flagged for h in store.view(health, "minflow", window)] == [False, False]
+        load(store, runs("1.0", 1, 0, 0))
+        flags = {h.version: h.flagged for h in store.view(health, "minflow", window)}
+        assert flags == {"1.0": False, "2.0": True}
+
+    def test_flag_is_not_raised_for_a_small_difference(self, store: SQLiteStore) -> None:
+        """10 % against 12 % failing runs over 100 runs each is no evidence: no flag."""
+
+        def runs(version: str, fails: int, day: int) -> list[Run]:
+            return [
+                Run(FIRST_DAY + day, version, "3.12.1", None, 3, True, 1, int(i < fails))
+                for i in range(100)
+            ]
+
+        load(store, runs("1.0", 10, 0) + runs("2.0", 12, 1))
+        (_, second) = store.view(health, "minflow", period(FIRST_DAY, FIRST_DAY + 1))
+        assert second.p_value is not None
+        assert 0.3 < second.p_value < 0.4
+        assert second.flagged is False
+
+    def test_never_closed_share(self, store: SQLiteStore) -> None:
+        """Level-3 starts without a close, per version, as a share of level-3 starts."""
+        runs = history()
+        load(store, runs)
+        got = {
+            n.version: n
+            for n in store.view(never_closed, "minflow", period(FIRST_DAY, FIRST_DAY + 59))
+        }
+        for version in ("1.0.0", "1.1.0", "1.2.0"):
+            starts = [r for r in runs if r.version == version and r.level == 3]
+            open_ = sum(1 for r in starts if not r.closed)
+            assert (got[version].starts, got[version].never_closed) == (len(starts), open_)
+            assert got[version].share == pytest.approx(open_ / len(starts))
+
+    def test_new_and_returning_projects(self, store: SQLiteStore) -> None:
+        """New: first run in the period; returning: also ran before it."""
+        runs = history()
+        load(store, runs)
+        first, last = FIRST_DAY + 30, FIRST_DAY + 44
+        inside = {r.project for r in runs if r.project and first <= r.day <= last}
+        before = {r.project for r in runs if r.project and r.day < first}
+        got = store.view(projects, "minflow", period(first, last))
+        assert (got.named, got.new, got.returning) == (
+            len(inside), len(inside - before), len(inside & before),
+        )  # fmt: skip
+        assert got.new > 0
+        assert got.returning > 0
+
+
+class TestUpgrade:
+    def test_old_database_gets_day_rollups(self, tmp_path: Path) -> None:
+        """A database from before the per-day rollups is filled in once, on open."""
+        runs = history(days=10)
+        path = tmp_path / "old.db"
+        store = SQLiteStore.open(path)
+        load(store, runs)
+        store.close()
+        with closing(sqlite3.connect(path)) as db:
+            db.execute("DELETE FROM day_rollup")
+            db.execute("DELETE FROM collector_meta WHERE key = 'day_rollup'")
+            db.commit()
+        store = SQLiteStore.open(path)
+        try:
+            got = store.leaderboard("minflow", 100, period(FIRST_DAY, FIRST_DAY + 9))
+        finally:
+            store.close()
+        expected = expected_board(runs, FIRST_DAY, FIRST_DAY + 9)
+        assert [(r["rank"], r["project"], r["points"], r["runs"]) for r in got] == expected
+
+
+class TestProperties:
+    @settings(
+        max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+    @given(
+        days=st.lists(st.integers(0, 20), min_size=1, max_size=30),
+        window=st.tuples(st.integers(0, 20), st.integers(0, 20)),
+    )
+    def test_any_window_matches_the_runs(
+        self, tmp_path: Path, days: list[int], window: tuple[int, int]
+    ) -> None:
+        """For any runs and any window, the leaderboard equals the one counted by hand."""
+        runs = [
+            Run(FIRST_DAY + d, "1.0.0", "3.12.1", f"p{d % 4}", 1 + d % 3, False, 0, 0) for d in days
+        ]
+        first, last = FIRST_DAY + min(window), FIRST_DAY + max(window)
+        store = SQLiteStore.open(tmp_path / f"{uuid.uuid4()}.db")
+        try:
+            load(store, runs)
+            got = store.leaderboard("minflow", 100, period(first, last))
+        finally:
+            store.close()
+        expected = expected_board(runs, first, last)
+        assert [(r["rank"], r["project"], r["points"], r["runs"]) for r in got] == expected
