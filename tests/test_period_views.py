@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import random
 import sqlite3
 import uuid
 from collections import Counter, defaultdict
@@ -11,14 +10,12 @@ from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
-import attrs
 import pytest
-from _collector_support import close_message, start_message
+from _history_support import FIRST_DAY, Run, history, load, records
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from telemetry_sdk._wire import Component
-from telemetry_sdk.collector import Record, SQLiteStore, record_from_message
+from telemetry_sdk.collector import SQLiteStore
 from telemetry_sdk.collector._period import Period, date_of, day_number
 from telemetry_sdk.collector._period_views import (
     health,
@@ -29,105 +26,12 @@ from telemetry_sdk.collector._period_views import (
     totals,
 )
 
-FIRST_DAY = day_number(datetime.date(2025, 1, 1))
-DAY_S = 86_400
-
-
-@attrs.frozen
-class Run:
-    """One generated run: what the test knows independently of the collector."""
-
-    day: int
-    version: str
-    python: str
-    project: str | None
-    level: int
-    closed: bool
-    apps: int
-    fails: int
-    components: tuple[str, ...] = ("minflow.ThreadPoolExecutor",)
-    correlator: str = attrs.field(factory=lambda: str(uuid.uuid4()))
-
-    @property
-    def points(self) -> int:
-        return 2 if self.level == 3 else 1
-
-
-def records(run: Run, received_late: int = 0) -> list[Record]:
-    """The run's datagrams as the collector records them (received ``received_late`` days on)."""
-    start_s = run.day * DAY_S + 3600
-    received = start_s + received_late * DAY_S
-    out = [
-        record_from_message(
-            start_message(
-                correlator=run.correlator,
-                version=run.version,
-                python_v=run.python,
-                tracking_level=run.level,
-                project_name=run.project,
-                components=tuple(Component(c) for c in run.components),
-                start=start_s,
-            ),
-            received,
-        )
-    ]
-    if run.closed:
-        out.append(
-            record_from_message(
-                close_message(
-                    run.correlator,
-                    version=run.version,
-                    end=start_s + 60,
-                    components=(
-                        Component("minflow", {"app_count": run.apps, "app_fails": run.fails}),
-                    ),
-                ),
-                received + 60,
-            )
-        )
-    return out
-
-
-def history(seed: int = 7, days: int = 60) -> list[Run]:
-    """Releases every 20 days taking over the runs, one failing badly, projects coming and going."""
-    rng = random.Random(seed)
-    versions = ["1.0.0", "1.1.0", "1.2.0"]
-    out: list[Run] = []
-    for offset in range(days):
-        day = FIRST_DAY + offset
-        released = versions[: offset // 20 + 1]
-        for _ in range(rng.randint(4, 9)):
-            # The newest release takes a growing share of its release's days.
-            newest = released[-1]
-            age = offset % 20
-            version = newest if rng.random() < min(0.9, 0.1 + age * 0.06) else rng.choice(released)
-            level = rng.choice([1, 2, 3, 3])
-            closed = level == 3 and rng.random() < 0.8
-            fail_share = 0.6 if version == "1.1.0" else 0.05
-            fails = 1 if closed and rng.random() < fail_share else 0
-            project = rng.choice([None, "ocean", "genome", f"lab-{offset // 15}"])
-            out.append(
-                Run(
-                    day, version, rng.choice(["3.11.7", "3.12.1"]), project, level, closed,
-                    4 if closed else 0, fails,
-                )
-            )  # fmt: skip
-    return out
-
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[SQLiteStore]:
     opened = SQLiteStore.open(tmp_path / "store.db")
     yield opened
     opened.close()
-
-
-def load(store: SQLiteStore, runs: list[Run]) -> None:
-    batch: list[Record] = []
-    for run in runs:
-        batch.extend(records(run))
-    for i in range(0, len(batch), 500):
-        store.write_batch(batch[i : i + 500])
 
 
 def period(first: int, last: int) -> Period:

@@ -32,6 +32,7 @@ import orjson
 from .._errors import ConfigurationError
 from ..cli import COLLECTOR_COMMANDS, PROG, Parser
 from ._options import OPTION, Option, parse_whole_number
+from ._report_command import add_report_parser
 from ._service import Collector, CollectorSettings, ListenError
 from ._store import SQLiteStore, StoreError
 
@@ -322,6 +323,7 @@ def add_commands(commands: Any) -> None:
     delete.add_argument("--db", required=True, metavar="PATH", help="SQLite database")
     delete.add_argument("correlator", help="the run's correlator (a UUID)")
     delete.set_defaults(func=_delete_run)
+    add_report_parser(actions)
 
     demo = commands.add_parser(
         "demo",

@@ -8,6 +8,7 @@ them: whole days since 1970-01-01 (UTC).
 from __future__ import annotations
 
 import datetime
+import re
 from typing import Literal
 
 from attrs import frozen
@@ -19,6 +20,7 @@ __all__ = [
     "bucket_start",
     "date_of",
     "day_number",
+    "parse_day",
 ]
 
 _EPOCH = datetime.date(1970, 1, 1)
@@ -26,6 +28,25 @@ _EPOCH = datetime.date(1970, 1, 1)
 WEEKLY_FROM_DAYS = 93
 
 Bucket = Literal["day", "week"]
+
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+#: The dates a period may name.
+EARLIEST = datetime.date(2000, 1, 1)
+LATEST = datetime.date(2100, 12, 31)
+
+
+def parse_day(text: str, name: str) -> datetime.date:
+    """A ``YYYY-MM-DD`` date from 2000 to 2100; ``ValueError`` naming ``name`` otherwise."""
+    day = None
+    if _DATE.fullmatch(text):
+        try:
+            day = datetime.date.fromisoformat(text)
+        except ValueError:
+            day = None
+    if day is None or not EARLIEST <= day <= LATEST:
+        msg = f"{name} must be YYYY-MM-DD, from {EARLIEST} to {LATEST}"
+        raise ValueError(msg)
+    return day
 
 
 def day_number(day: datetime.date) -> int:

@@ -295,6 +295,7 @@ def summary(query: Query, product: str, period: Period, top: int = 20) -> Summar
         projects=projects(query, product, period),
         leaderboard=leaderboard(query, product, period, top),
         versions=series(query, product, "version", period),
+        version_counts=counts(query, product, "version", period),
         releases=releases(query, product, period),
         python_versions=counts(query, product, "python", period),
         platforms=counts(query, product, "platform", period),

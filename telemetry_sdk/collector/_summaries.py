@@ -147,6 +147,7 @@ class Summary:
     projects: ProjectCounts
     leaderboard: list[RankedProject]
     versions: Series
+    version_counts: list[Count]
     releases: list[Release]
     python_versions: list[Count]
     platforms: list[Count]
