@@ -15,7 +15,7 @@ from typing import Literal
 from attrs import frozen
 
 from ._statistics import FLAG_MIN_RUNS, FLAG_P_VALUE, UPGRADE_WINDOW_DAYS
-from ._summaries import Count, Summary, Totals
+from ._summaries import Count, Summary
 
 __all__ = ["Column", "Table", "render_csv", "render_markdown", "tables"]
 
@@ -66,9 +66,6 @@ def _overview(summary: Summary) -> Table:
         a, b = getattr(now, pick), getattr(before, pick)
         return [label, a, b, _change(a, b)]
 
-    def rate(totals: Totals) -> float | None:
-        return _share(totals.failed_apps, totals.apps)
-
     prev = summary.previous_period
     return Table(
         "overview",
@@ -85,7 +82,6 @@ def _overview(summary: Summary) -> Table:
             row("distinct named projects", "named_projects"),
             row("apps run", "apps"),
             row("apps failed", "failed_apps"),
-            ["app failure rate", rate(now), rate(before), None],
         ],
         "Change is relative to the previous period of the same length.",
     )
@@ -97,7 +93,10 @@ def tables(summary: Summary) -> list[Table]:
     projects = summary.projects
     upgrade = {r.version: r for r in summary.releases}
     version_rows: list[list[Cell]] = []
-    for c in summary.version_counts:
+    # Releases in the order they came out, then versions first seen before the history.
+    order = {r.version: i for i, r in enumerate(summary.releases)}
+    by_release = sorted(summary.version_counts, key=lambda c: order.get(c.name, len(order)))
+    for c in by_release:
         release = upgrade.get(c.name)
         days: Cell = None
         if release is not None:
@@ -228,7 +227,7 @@ def format_cell(value: Cell, kind: Kind) -> str:
     return f"{value:.4g}"
 
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>&])")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]#|~<>&])")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -253,12 +252,13 @@ def render_markdown(summary: Summary) -> str:
             out.append("No runs in this period.")
             continue
         out.append("| " + " | ".join(markdown_text(c.name) for c in table.columns) + " |")
+        # Only names (text cells, column names) can hold Markdown; figures are ours.
         out.append(
             "|" + "|".join("---" if c.kind == "text" else "---:" for c in table.columns) + "|"
         )
         for row in table.rows:
             cells = [
-                markdown_text(format_cell(v, c.kind))
+                markdown_text(v) if isinstance(v, str) else format_cell(v, c.kind)
                 for v, c in zip(row, table.columns, strict=True)
             ]
             out.append("| " + " | ".join(cells) + " |")

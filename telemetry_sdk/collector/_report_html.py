@@ -24,6 +24,7 @@ section { break-inside: avoid; }
 table { border-collapse: collapse; width: 100%; font-size: 9pt; margin: 0.3em 0; }
 th, td { border-bottom: 1px solid #d7dee6; padding: 2px 5px; text-align: left;
          overflow-wrap: anywhere; }
+th { overflow-wrap: normal; vertical-align: bottom; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .note, .meta { color: #5b6b7c; font-size: 9pt; }
 .flag { color: #b00020; font-weight: 600; }
