@@ -23,7 +23,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 try:
-    from telemetry_sdk.collector import Collector, CollectorSettings, SQLiteStore
+    from telemetry_sdk.collector import Collector, CollectorSettings, open_store
 except ImportError as exc:  # the server extra is missing
     sys.exit(f"demo: {exc}")
 
@@ -93,22 +93,20 @@ def print_sent(log_path: Path) -> None:
         print(f"      {record['payload']}")
 
 
-def print_leaderboard(db: Path) -> None:
-    store = SQLiteStore.open(db, readonly=True)
+def print_leaderboard(db: str) -> None:
+    store = open_store(db, readonly=True)
     try:
         for product in store.products():
-            name = product["product"]
-            print(f"\nLeaderboard for {name} ({product['runs']} runs, {product['points']} points):")
+            name = product.product
+            print(f"\nLeaderboard for {name} ({product.runs} runs, {product.points} points):")
             print(f"  {'rank':>4}  {'project':<18} {'points':>6} {'runs':>5}")
             for row in store.leaderboard(name):
-                print(
-                    f"  {row['rank']:>4}  {row['project']:<18} {row['points']:>6} {row['runs']:>5}"
-                )
+                print(f"  {row.rank:>4}  {row.project:<18} {row.points:>6} {row.runs:>5}")
             stats = store.stats(name)
-            apps = stats["apps"]
+            apps = stats.apps
             print(
-                f"  apps run: {apps['apps']}, failed: {apps['failures']} "
-                f"({apps['failure_rate']:.0%}); levels: {stats['levels']}"
+                f"  apps run: {apps.apps}, failed: {apps.failures} "
+                f"({apps.failure_rate:.0%}); levels: {stats.levels}"
             )
     finally:
         store.close()

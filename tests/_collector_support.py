@@ -186,3 +186,9 @@ class CollectorProcess:
             self.process.kill()
             self.process.wait(10)
         self._sock.close()
+
+
+def run_json(store: Any, correlator: str) -> dict[str, Any] | None:
+    """``store.get_run`` as the API serves it (``None`` when nothing is held)."""
+    run = store.get_run(correlator)
+    return None if run is None else run.to_json()

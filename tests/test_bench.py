@@ -230,13 +230,13 @@ class TestCollectorBenchmarks:
         store = SQLiteStore.open(tmp_path / "runs.db", readonly=True)
         try:
             products = store.products()
-            assert sum(p["runs"] for p in products) == 3000
+            assert sum(p.runs for p in products) == 3000
             assert len(products) > 10
-            top = products[0]["product"]
+            top = products[0].product
             assert store.leaderboard(top)
             stats = store.stats(top)
-            assert stats["runs"] == products[0]["runs"]
-            assert stats["apps"]["runs"] > 0
+            assert stats.runs == products[0].runs
+            assert stats.apps.runs > 0
         finally:
             store.close()
 

@@ -19,6 +19,7 @@ from _collector_support import (
     CollectorProcess,
     close_message,
     datagram,
+    run_json,
     start_message,
     wait_for,
 )
@@ -116,11 +117,11 @@ class TestFailedTransactions:
             again = [start_with(components_of(f"doomed{i}")) for i in range(40)]
             store.write_batch([record for _, record in again])
             for index, (correlator, _) in enumerate(again):
-                run = store.get_run(correlator)
+                run = run_json(store, correlator)
                 assert run is not None
                 assert names(run)[0] == f"doomed{index}.part000.Module"
             for correlator, _ in doomed:
-                assert store.get_run(correlator) is None
+                assert run_json(store, correlator) is None
         finally:
             store.close()
         assert foreign_key_problems(tmp_path / "full.db") == []
@@ -149,7 +150,7 @@ class TestFailedTransactions:
             with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
                 store.write_batch([record_from_message(message, DAY)])
             assert not conn.in_transaction
-            assert store.get_run(message.correlator) is None
+            assert run_json(store, message.correlator) is None
             with closing(sqlite3.connect(store.path)) as db:
                 assert db.execute("SELECT count(*) FROM component_sets").fetchone() == (0,)
             conn.execute("DROP TRIGGER sabotage_commit")
@@ -157,7 +158,7 @@ class TestFailedTransactions:
             store.write_batch([record for _, record in others])
             retry = start_message(tracking_level=2, components=components_of("bad"))
             store.write_batch([record_from_message(retry, DAY)])
-            run = store.get_run(retry.correlator)
+            run = run_json(store, retry.correlator)
             assert run is not None
             assert names(run)[0] == "bad.part000.Module"
         finally:
@@ -215,12 +216,12 @@ class TestSnapshots:
                     ingest(writer, IngestStats(), [datagram(start_message(correlator=correlator))])
 
             reader._conn.set_trace_callback(between)
-            run = reader.get_run(correlator)
+            run = run_json(reader, correlator)
             reader._conn.set_trace_callback(None)
             assert joined == [True]
             assert run is not None
             assert (run["runs"], run["pending_close"]["app_count"]) == ([], 5)
-            after = reader.get_run(correlator)
+            after = run_json(reader, correlator)
             assert after is not None
             assert after["pending_close"] is None
             assert after["runs"][0]["has_close"] is True

@@ -673,7 +673,7 @@ class TestEmbedded:
         }  # fmt: skip
         store = SQLiteStore.open(tmp_path / "e.db", readonly=True)
         try:
-            assert store.leaderboard("minflow") == [
+            assert [r.to_json() for r in store.leaderboard("minflow")] == [
                 {"rank": 1, "project": "embedded", "points": 300, "runs": 300}
             ]
         finally:

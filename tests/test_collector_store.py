@@ -8,7 +8,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from _collector_support import close_message, start_message
+from _collector_support import close_message, run_json, start_message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -94,7 +94,7 @@ def leaderboard_from_runs(store: SQLiteStore, product: str) -> dict[str, tuple[i
 
 
 def board(store: SQLiteStore, product: str = "minflow") -> dict[str, tuple[int, int]]:
-    return {r["project"]: (r["points"], r["runs"]) for r in store.leaderboard(product)}
+    return {r.project: (r.points, r.runs) for r in store.leaderboard(product)}
 
 
 class TestRuns:
@@ -109,7 +109,7 @@ class TestRuns:
             ]
         )
         assert board(store) == {"one": (1, 1), "two": (1, 1), "three": (4, 2)}
-        assert next(r["project"] for r in store.leaderboard("minflow")) == "three"
+        assert next(r.project for r in store.leaderboard("minflow")) == "three"
 
     def test_start_and_close_in_either_order_make_one_row(self, store: SQLiteStore) -> None:
         """Start then close, or close then start (even in separate batches): the same run."""
@@ -118,7 +118,7 @@ class TestRuns:
         store.write_batch([close(first, project_name="p")])
         store.write_batch([close(second, project_name="p")])
         store.write_batch([start(second, tracking_level=3, project_name="p")])
-        a, b = store.get_run(first), store.get_run(second)
+        a, b = run_json(store, first), run_json(store, second)
         assert a is not None
         assert b is not None
         assert a["runs"] == b["runs"]
@@ -142,19 +142,19 @@ class TestRuns:
         """Our close carries product and level: alone it is already a level-3 run."""
         store.write_batch([close(str(uuid.uuid4()), project_name="lonely")])
         assert board(store) == {"lonely": (2, 1)}
-        assert store.stats("minflow")["levels"] == {"1": 0, "2": 0, "3": 1}
+        assert store.stats("minflow").to_json()["levels"] == {"1": 0, "2": 0, "3": 1}
 
     def test_parsl_close_waits_for_its_start(self, store: SQLiteStore) -> None:
         """A Parsl close before its start is held, then merged; it is never a run alone."""
         correlator = str(uuid.uuid4())
         store.write_batch([parsl_close(correlator, "probe")])
-        held = store.get_run(correlator)
+        held = run_json(store, correlator)
         assert held is not None
         assert held["runs"] == []
         assert held["pending_close"]["app_count"] == 5
-        assert store.products() == []
+        assert [p.to_json() for p in store.products()] == []
         store.write_batch([parsl_start(correlator, "probe")])
-        joined = store.get_run(correlator)
+        joined = run_json(store, correlator)
         assert joined is not None
         assert joined["pending_close"] is None
         (row,) = joined["runs"]
@@ -166,10 +166,10 @@ class TestRuns:
         correlator = str(uuid.uuid4())
         store.write_batch([parsl_start(correlator)])
         store.write_batch([parsl_close(correlator)])
-        run = store.get_run(correlator)
+        run = run_json(store, correlator)
         assert run is not None
         assert run["runs"][0]["execution_time"] == 7.0
-        stats = store.stats("parsl")
+        stats = store.stats("parsl").to_json()
         assert stats["apps"] == {"runs": 1, "apps": 5, "failures": 1, "failure_rate": 0.2}
         assert {"bucket": "1-10 s", "runs": 1} in stats["execution_time"]
 
@@ -184,7 +184,7 @@ class TestRuns:
                 start(version="2.0", python_v="3.12.1", platform_system="Linux"),
             ]
         )  # fmt: skip
-        stats = store.stats("minflow")
+        stats = store.stats("minflow").to_json()
         assert stats["runs"] == 3
         assert stats["runs_per_day"] == [{"day": "2024-10-04", "runs": 3}]
         assert stats["versions"] == [{"name": "1.0", "runs": 2}, {"name": "2.0", "runs": 1}]
@@ -206,13 +206,15 @@ class TestDeletion:
             ]
         )  # fmt: skip
         assert store.delete_run(gone) == 1
-        assert store.get_run(gone) is None
+        assert run_json(store, gone) is None
         assert board(store) == {"kept": (1, 1)}
-        stats = store.stats("minflow")
+        stats = store.stats("minflow").to_json()
         assert stats["runs"] == 1
         assert stats["components"] == []
         assert stats["apps"]["runs"] == 0
-        assert store.products() == [{"product": "minflow", "runs": 1, "points": 1}]
+        assert [p.to_json() for p in store.products()] == [
+            {"product": "minflow", "runs": 1, "points": 1}
+        ]
         expected = rollups(store)
         store.rebuild_rollups()
         assert rollups(store) == expected
@@ -224,15 +226,15 @@ class TestDeletion:
         store.delete_run(correlator)
         result = store.write_batch([start(correlator), close(correlator)])
         assert result.suppressed == 2
-        assert store.get_run(correlator) is None
-        assert store.products() == []
+        assert run_json(store, correlator) is None
+        assert [p.to_json() for p in store.products()] == []
 
     def test_deleting_a_pending_parsl_close(self, store: SQLiteStore) -> None:
         """A held Parsl close is deleted too."""
         correlator = str(uuid.uuid4())
         store.write_batch([parsl_close(correlator)])
         assert store.delete_run(correlator) == 1
-        assert store.get_run(correlator) is None
+        assert run_json(store, correlator) is None
 
 
 # -- rollups against a recomputation, under random order, duplicates and deletions --

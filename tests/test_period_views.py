@@ -19,7 +19,9 @@ from telemetry_sdk.collector import SQLiteStore
 from telemetry_sdk.collector._period import Period, date_of, day_number
 from telemetry_sdk.collector._period_views import (
     health,
+    leaderboard,
     never_closed,
+    period_stats,
     projects,
     releases,
     series,
@@ -32,6 +34,10 @@ def store(tmp_path: Path) -> Iterator[SQLiteStore]:
     opened = SQLiteStore.open(tmp_path / "store.db")
     yield opened
     opened.close()
+
+
+def board(store: SQLiteStore, limit: int, window: Period) -> list[dict[str, object]]:
+    return [r.to_json() for r in store.view(leaderboard, "minflow", window, limit)]
 
 
 def period(first: int, last: int) -> Period:
@@ -61,7 +67,7 @@ class TestPeriods:
         first, last = FIRST_DAY + 10, FIRST_DAY + 24
         got = [
             (r["rank"], r["project"], r["points"], r["runs"])
-            for r in store.leaderboard("minflow", 100, period(first, last))
+            for r in board(store, 100, period(first, last))
         ]
         assert got == expected_board(runs, first, last)
 
@@ -71,17 +77,17 @@ class TestPeriods:
             Run(FIRST_DAY + d, "1.0.0", "3.12.1", f"p{d}", 1, False, 0, 0) for d in (0, 1, 5, 6)
         ]
         load(store, runs)
-        board = store.leaderboard("minflow", 10, period(FIRST_DAY + 1, FIRST_DAY + 5))
-        assert sorted(r["project"] for r in board) == ["p1", "p5"]
-        assert store.stats("minflow", period(FIRST_DAY + 1, FIRST_DAY + 5))["runs"] == 2
+        rows = board(store, 10, period(FIRST_DAY + 1, FIRST_DAY + 5))
+        assert sorted(r["project"] for r in rows) == ["p1", "p5"]
+        assert store.view(period_stats, "minflow", period(FIRST_DAY + 1, FIRST_DAY + 5)).runs == 2
 
     def test_day_is_the_start_day_not_the_receipt_day(self, store: SQLiteStore) -> None:
         """A run received three days after it started counts on the day it started."""
         run = Run(FIRST_DAY + 2, "1.0.0", "3.12.1", "late", 3, True, 2, 0)
         for record in records(run, received_late=3):
             store.write_batch([record])
-        assert store.leaderboard("minflow", 10, period(FIRST_DAY + 2, FIRST_DAY + 2))
-        assert not store.leaderboard("minflow", 10, period(FIRST_DAY + 3, FIRST_DAY + 9))
+        assert board(store, 10, period(FIRST_DAY + 2, FIRST_DAY + 2))
+        assert not board(store, 10, period(FIRST_DAY + 3, FIRST_DAY + 9))
 
     def test_equal_points_share_a_rank(self, store: SQLiteStore) -> None:
         """Two projects with the same points share rank 1; the next is 3 (all time too)."""
@@ -92,9 +98,9 @@ class TestPeriods:
             Run(FIRST_DAY, "1.0.0", "3.12.1", "c", 1, False, 0, 0),
         ]
         load(store, runs)
-        for window in (None, period(FIRST_DAY, FIRST_DAY)):
-            ranks = [(r["rank"], r["points"]) for r in store.leaderboard("minflow", 10, window)]
-            assert ranks == [(1, 2), (1, 2), (3, 1)]
+        all_time = [r.to_json() for r in store.leaderboard("minflow", 10)]
+        for rows in (all_time, board(store, 10, period(FIRST_DAY, FIRST_DAY))):
+            assert [(r["rank"], r["points"]) for r in rows] == [(1, 2), (1, 2), (3, 1)]
 
     def test_totals_and_series(self, store: SQLiteStore) -> None:
         """Runs, points and runs per version per day equal counts over the generated runs."""
@@ -135,7 +141,7 @@ class TestPeriods:
         load(store, [run])
         store.delete_run(run.correlator)
         window = period(FIRST_DAY, FIRST_DAY)
-        assert store.leaderboard("minflow", 10, window) == []
+        assert board(store, 10, window) == []
         assert store.view(totals, "minflow", window).runs == 0
         assert store.view(health, "minflow", window) == []
 
@@ -243,24 +249,44 @@ class TestAnswers:
 
 
 class TestUpgrade:
-    def test_old_database_gets_day_rollups(self, tmp_path: Path) -> None:
-        """A database from before the per-day rollups is filled in once, on open."""
+    def test_schema_3_database_gets_day_rollups(self, tmp_path: Path) -> None:
+        """A schema-3 database (runs on their receipt day, no per-day rows) is upgraded once."""
         runs = history(days=10)
+        late = Run(FIRST_DAY + 2, "1.0.0", "3.12.1", "late", 3, True, 2, 0)
         path = tmp_path / "old.db"
         store = SQLiteStore.open(path)
         load(store, runs)
+        for record in records(late, received_late=3):
+            store.write_batch([record])
         store.close()
         with closing(sqlite3.connect(path)) as db:
-            db.execute("DELETE FROM day_rollup")
-            db.execute("DELETE FROM collector_meta WHERE key = 'day_rollup'")
+            # What schema 3 held: the late run counted on its receipt day, no per-day rows.
+            db.execute("DELETE FROM rollup WHERE kind LIKE 'day:%' OR kind LIKE 'by:%'")
+            db.execute(
+                "UPDATE rollup SET runs = runs - 1, points = points - 2 "
+                "WHERE kind = 'day' AND key = ?",
+                (str(FIRST_DAY + 2),),
+            )
+            db.execute(
+                "UPDATE rollup SET runs = runs + 1, points = points + 2 "
+                "WHERE kind = 'day' AND key = ?",
+                (str(FIRST_DAY + 5),),
+            )
+            db.execute("UPDATE collector_meta SET value = 3 WHERE key = 'schema_version'")
             db.commit()
         store = SQLiteStore.open(path)
         try:
-            got = store.leaderboard("minflow", 100, period(FIRST_DAY, FIRST_DAY + 9))
+            got = board(store, 100, period(FIRST_DAY, FIRST_DAY + 9))
+            per_day = {d.day: d.runs for d in store.stats("minflow").runs_per_day}
         finally:
             store.close()
-        expected = expected_board(runs, FIRST_DAY, FIRST_DAY + 9)
+        everything = [*runs, late]
+        expected = expected_board(everything, FIRST_DAY, FIRST_DAY + 9)
         assert [(r["rank"], r["project"], r["points"], r["runs"]) for r in got] == expected
+        assert per_day == {
+            date_of(d).isoformat(): sum(1 for r in everything if r.day == d)
+            for d in {r.day for r in everything}
+        }
 
 
 class TestProperties:
@@ -282,7 +308,7 @@ class TestProperties:
         store = SQLiteStore.open(tmp_path / f"{uuid.uuid4()}.db")
         try:
             load(store, runs)
-            got = store.leaderboard("minflow", 100, period(first, last))
+            got = board(store, 100, period(first, last))
         finally:
             store.close()
         expected = expected_board(runs, first, last)

@@ -16,18 +16,25 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from ._ingest import Record, parse, record_from_message
 from ._metrics import Metrics
 from ._service import Collector, CollectorSettings, ListenError
-from ._store import SQLiteStore, Store, StoreError, WriteResult
+from ._store import Store, StoreError, WriteResult, open_store
+from ._store_sqlite import SQLiteStore
+from ._store_views import LeaderboardRow, ProductStats, ProductTotals, RunDetail
 
 __all__ = [
     "Collector",
     "CollectorSettings",
+    "LeaderboardRow",
     "ListenError",
     "Metrics",
+    "ProductStats",
+    "ProductTotals",
     "Record",
+    "RunDetail",
     "SQLiteStore",
     "Store",
     "StoreError",
     "WriteResult",
+    "open_store",
     "parse",
     "record_from_message",
 ]

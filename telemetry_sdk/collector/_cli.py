@@ -17,7 +17,6 @@ import logging
 import os
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -34,7 +33,7 @@ from ..cli import COLLECTOR_COMMANDS, PROG, Parser
 from ._options import OPTION, Option, parse_whole_number
 from ._report_command import add_report_parser
 from ._service import Collector, CollectorSettings, ListenError
-from ._store import SQLiteStore, StoreError
+from ._store import SCHEMA_VERSION, Store, StoreError, open_store, shown_url
 
 __all__ = ["build_parser", "format_leaderboard", "main", "settings_from_args"]
 
@@ -98,6 +97,8 @@ def _add_setting_options(parser: argparse.ArgumentParser) -> None:
 def settings_from_args(args: argparse.Namespace) -> CollectorSettings:
     """The settings the parsed ``collector`` options ask for; the rest keep their defaults."""
     given = {a.name: getattr(args, a.name) for a, _ in _setting_options() if hasattr(args, a.name)}
+    if getattr(args, "no_migrate", False):
+        given["migrate"] = False
     return CollectorSettings(**given)
 
 
@@ -152,8 +153,6 @@ def _run_collector(args: argparse.Namespace) -> int:
             return _fail(_listen_failure(exc))
         except StoreError as exc:
             return _fail(str(exc))
-        except sqlite3.Error as exc:
-            return _fail(f"cannot open the database {settings.db}: {exc}")
         except OSError as exc:
             return _fail(f"cannot start: {exc.strerror or exc}")
         if args.ready_file:
@@ -173,12 +172,9 @@ def _run_collector(args: argparse.Namespace) -> int:
 # -- telemetry-sdk collector leaderboard / delete ---------------------------------------------
 
 
-def _open_existing(path: str, *, readonly: bool) -> SQLiteStore | None:
-    if not Path(path).is_file():
-        _fail(f"no database at {path}")
-        return None
+def _open_existing(url: str, *, readonly: bool) -> Store | None:
     try:
-        return SQLiteStore.open(path, readonly=readonly)
+        return open_store(url, readonly=readonly, create=False)
     except StoreError as exc:
         _fail(str(exc))
         return None
@@ -190,8 +186,8 @@ def _print_leaderboard(args: argparse.Namespace) -> int:
     if store is None:
         return 1
     try:
-        products = [args.product] if args.product else [p["product"] for p in store.products()]
-        boards = {p: store.leaderboard(p, args.limit) for p in products}
+        products = [args.product] if args.product else [p.product for p in store.products()]
+        boards = {p: [r.to_json() for r in store.leaderboard(p, args.limit)] for p in products}
     finally:
         store.close()
     if args.json:
@@ -238,6 +234,17 @@ def _delete_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _migrate(args: argparse.Namespace) -> int:
+    """Create or upgrade the collector's tables in a database to this version's schema."""
+    try:
+        store = open_store(args.db, migrate=True)
+    except StoreError as exc:
+        return _fail(str(exc))
+    store.close()
+    print(f"{shown_url(args.db)}: schema version {SCHEMA_VERSION}")
+    return 0
+
+
 # -- telemetry-sdk demo -----------------------------------------------------------------------
 
 
@@ -281,17 +288,27 @@ def _positive_int(text: str) -> int:
     return value
 
 
+_DB_HELP = "the database: a SQLite file (PATH or sqlite:///PATH) or postgresql://..."
+
+
 def add_commands(commands: Any) -> None:
     """Add ``collector`` (with ``leaderboard`` and ``delete``) and ``demo`` to ``commands``."""
     collector = commands.add_parser(
         "collector",
         help=COLLECTOR_COMMANDS["collector"],
         description=(
-            "Receive usage datagrams over UDP, keep them in SQLite and serve the leaderboard, "
-            "stats, dashboard and metrics over HTTP. Listens on loopback unless told otherwise."
+            "Receive usage datagrams over UDP, keep them in SQLite or PostgreSQL and serve the "
+            "leaderboard, stats, dashboard and metrics over HTTP. Listens on loopback unless "
+            "told otherwise."
         ),
     )
     _add_setting_options(collector)
+    collector.add_argument(
+        "--no-migrate",
+        action="store_true",
+        help="refuse a database made by an older version instead of upgrading it "
+        "(then run 'telemetry-sdk collector migrate --db URL')",
+    )
     collector.add_argument(
         "--ready-file",
         metavar="FILE",
@@ -309,7 +326,7 @@ def add_commands(commands: Any) -> None:
     leaderboard = actions.add_parser(
         "leaderboard", help="print the leaderboard from a database, without HTTP"
     )
-    leaderboard.add_argument("--db", required=True, metavar="PATH", help="SQLite database")
+    leaderboard.add_argument("--db", required=True, metavar="URL", help=_DB_HELP)
     leaderboard.add_argument("--product", help="one product (default: every product)")
     leaderboard.add_argument(
         "--limit", type=_positive_int, default=50, help="rows per product (default: 50)"
@@ -320,10 +337,16 @@ def add_commands(commands: Any) -> None:
     delete = actions.add_parser(
         "delete", help="delete everything held about one run (honour a deletion request)"
     )
-    delete.add_argument("--db", required=True, metavar="PATH", help="SQLite database")
+    delete.add_argument("--db", required=True, metavar="URL", help=_DB_HELP)
     delete.add_argument("correlator", help="the run's correlator (a UUID)")
     delete.set_defaults(func=_delete_run)
     add_report_parser(actions)
+
+    migrate = actions.add_parser(
+        "migrate", help="create or upgrade the collector's tables to this version's schema"
+    )
+    migrate.add_argument("--db", required=True, metavar="URL", help=_DB_HELP)
+    migrate.set_defaults(func=_migrate)
 
     demo = commands.add_parser(
         "demo",

@@ -1,64 +1,88 @@
-"""What one run counts for in the per-day rollups, which answer every view for any period.
+"""The per-day rollups: what one run counts for on the day it started, for views of any period.
 
-The store keeps a table of counts keyed by (product, kind, day, key), kept current by the
-writer in the same transaction as the runs (adding what a new or changed run counts for,
-subtracting what its old row counted for). Every period view sums rows of one kind over a
-range of days; none reads the runs. The kinds, and what each column holds:
+They are rows of the same ``rollup`` table as the all-time counts, so every engine keeps them
+with the same upserts, in the same transaction as the runs. A per-day row's kind is
+``day:<kind>`` and its key is the day (six digits, days since 1970-01-01) and the name
+(``"002001/1.2.0"``): a period is a range of keys, and a view sums the rows of one kind
+over that range, never reading the runs. The kinds, and what each column holds:
 
-===========  ============  ==================================================================
-kind         key           runs / points / x / y
-===========  ============  ==================================================================
-total        ``""``        runs / points / - / -
-level        1, 2 or 3     runs / points / - / -
-version      version       runs / - / - / -
-python       version       runs / - / - / -
-platform     system        runs / - / - / -
-project      name          runs / points / - / -
-component    name          runs that used it / - / - / -
-health       version       runs reporting app counts / of those, runs with a failed app /
-                           apps / failed apps
-open         version       level-3 runs whose start arrived / - / of those, runs with no
-                           close yet / -
-exec         bucket index  runs / - / - / -
-===========  ============  ==================================================================
+==============  ============  ================================================================
+kind            name          runs / points / x / y
+==============  ============  ================================================================
+day:total       ``""``        runs / points / - / -
+day:level       1, 2 or 3     runs / points / - / -
+day:version     version       runs / - / - / -
+day:python      version       runs / - / - / -
+day:platform    system        runs / - / - / -
+day:project     name          runs / points / - / -
+by:project      (see below)   runs / points / - / -
+day:component   name          runs that used it / - / - / -
+day:health      version       runs reporting app counts / of those, runs with a failed app /
+                              apps / failed apps
+day:open        version       level-3 runs whose start arrived / - / of those, runs with no
+                              close yet / -
+day:exec        bucket index  runs / - / - / -
+==============  ============  ================================================================
 
-A run without a version counts under the key ``""`` in ``health`` and ``open``.
+A run without a version counts under the name ``""`` in ``day:health`` and ``day:open``.
+
+``by:project`` holds the same counts as ``day:project`` keyed the other way round, by name
+then day (``"ocean\x1f002001"``; the separator cannot occur in a project name, which is
+printable), so that whether a project ran before a day is one index seek.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-__all__ = ["EXEC_BUCKETS", "DayDeltas", "add_run", "exec_bucket"]
+__all__ = [
+    "BY_PROJECT",
+    "DAY_DIGITS",
+    "PREFIX",
+    "SEPARATOR",
+    "add_run",
+    "day_key",
+    "key_day",
+    "key_name",
+    "key_range",
+]
 
-#: Upper bounds (seconds) and labels of the execution time histogram.
-EXEC_BUCKETS: tuple[tuple[float, str], ...] = (
-    (1.0, "< 1 s"),
-    (10.0, "1-10 s"),
-    (60.0, "10 s-1 min"),
-    (600.0, "1-10 min"),
-    (3600.0, "10 min-1 h"),
-    (36000.0, "1-10 h"),
-    (float("inf"), "> 10 h"),
-)
+#: The kind prefix of per-day rows.
+PREFIX = "day:"
+#: The kind of the per-project rows keyed by name, then day.
+BY_PROJECT = "by:project"
+#: Between the name and the day in ``by:project`` keys.
+SEPARATOR = "\x1f"
+#: Digits of the day in a key (days since 1970 stay below 10**6 until the year 4707).
+DAY_DIGITS = 6
 
-#: (kind, product, day, key) -> [runs, points, x, y] to add.
-DayDeltas = dict[tuple[str, str, int, str], list[int]]
+Add = Callable[[str, str, int, int, int, int], None]
 
 
-def exec_bucket(seconds: float) -> int:
-    """The index in ``EXEC_BUCKETS`` of an execution time."""
-    for index, (bound, _) in enumerate(EXEC_BUCKETS):
-        if seconds < bound:
-            return index
-    return len(EXEC_BUCKETS) - 1
+def day_key(day: int, name: str) -> str:
+    """The key of ``name`` on ``day``."""
+    return f"{day:0{DAY_DIGITS}d}/{name}"
+
+
+def key_day(key: str) -> int:
+    """The day of a per-day key."""
+    return int(key[:DAY_DIGITS])
+
+
+def key_name(key: str) -> str:
+    """The name of a per-day key."""
+    return key[DAY_DIGITS + 1 :]
+
+
+def key_range(first: int, last: int) -> tuple[str, str]:
+    """``(low, high)``: the keys of days ``first`` to ``last`` are ``>= low`` and ``< high``."""
+    return f"{first:0{DAY_DIGITS}d}", f"{last + 1:0{DAY_DIGITS}d}"
 
 
 def add_run(
-    deltas: DayDeltas,
+    add: Add,
     times: int,
     *,
-    product: str,
     day: int,
     level: int,
     version: str | None,
@@ -72,34 +96,34 @@ def add_run(
     app_fails: int | None,
     exec_bucket: int | None,
 ) -> None:
-    """Add what ``times`` runs like this count for (a negative ``times`` subtracts)."""
+    """Call ``add(kind, key, runs, points, x, y)`` for what ``times`` such runs count for."""
     points = times * (2 if level == 3 else 1)
 
-    def add(kind: str, key: str, pts: int = 0, x: int = 0, y: int = 0, runs: int = times) -> None:
-        entry = deltas.get((kind, product, day, key))
-        if entry is None:
-            entry = deltas[(kind, product, day, key)] = [0, 0, 0, 0]
-        entry[0] += runs
-        entry[1] += pts
-        entry[2] += x
-        entry[3] += y
+    def put(kind: str, name: str, pts: int = 0, x: int = 0, y: int = 0) -> None:
+        add(PREFIX + kind, day_key(day, name), times, pts, x, y)
 
-    add("total", "", points)
-    add("level", str(level), points)
+    put("total", "", points)
+    put("level", str(level), points)
     if version is not None:
-        add("version", version)
+        put("version", version)
     if python_v is not None:
-        add("python", python_v)
+        put("python", python_v)
     if platform is not None:
-        add("platform", platform)
+        put("platform", platform)
     if project is not None:
-        add("project", project, points)
+        put("project", project, points)
+        add(BY_PROJECT, f"{project}{SEPARATOR}{day:0{DAY_DIGITS}d}", times, points, 0, 0)
     for name in components:
-        add("component", name)
+        put("component", name)
     if app_count is not None and app_fails is not None:
-        failed = times if app_fails > 0 else 0
-        add("health", version or "", failed, times * app_count, times * app_fails)
+        put(
+            "health",
+            version or "",
+            times if app_fails > 0 else 0,
+            times * app_count,
+            times * app_fails,
+        )
     if level == 3 and has_start:
-        add("open", version or "", 0, 0 if has_close else times)
+        put("open", version or "", 0, 0 if has_close else times)
     if exec_bucket is not None:
-        add("exec", str(exec_bucket))
+        put("exec", str(exec_bucket))

@@ -1,24 +1,34 @@
 """The read views of any period, computed from the per-day rollups (``_day_rollup``).
 
 Every function takes a ``Query`` (run one SQL statement with ``?`` parameters, return the
-rows) and never reads the runs table: each sums rollup rows of one kind over the period's
-days, so its cost grows with the number of days and names, not with the number of runs.
+rows; see ``Store.view``) and never reads the runs: each sums rollup rows of one kind over
+the period's range of keys, so its cost grows with the number of days and names in the
+period, not with the number of runs. The SQL is the same for every engine.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
-from ._day_rollup import EXEC_BUCKETS
+from ._day_rollup import BY_PROJECT, DAY_DIGITS, PREFIX, SEPARATOR, key_day, key_name, key_range
 from ._period import Period, bucket_start, date_of
+from ._rollup import EXEC_BUCKETS
 from ._statistics import failure_p_value, is_flagged, upgrade_times
+from ._store_views import (
+    AppTotals,
+    BucketCount,
+    DayCount,
+    LeaderboardRow,
+    NamedCount,
+    ProductStats,
+    Query,
+    rank,
+)
 from ._summaries import (
     Count,
     NeverClosed,
     ProjectCounts,
-    RankedProject,
     Release,
     Series,
     SeriesPoint,
@@ -29,8 +39,6 @@ from ._summaries import (
 
 __all__ = [
     "SERIES_NAMES",
-    "Query",
-    "components",
     "counts",
     "data_days",
     "health",
@@ -38,7 +46,6 @@ __all__ = [
     "never_closed",
     "period_stats",
     "projects",
-    "rank",
     "releases",
     "resolve_period",
     "series",
@@ -48,21 +55,45 @@ __all__ = [
 
 #: How many names a chart draws; the rest are summed as "other".
 SERIES_NAMES = 8
+#: ``substr(key, _NAME_AT)`` is the name of a per-day key (SQL counts from 1).
+_NAME_AT = DAY_DIGITS + 2
+_NAME = f"substr(key, {_NAME_AT})"
+#: All days up to a period's end (release order and upgrade times look back that far).
+_EPOCH = date_of(0)
 
 
-class Query(Protocol):
-    """Run one read statement (``?`` parameters) and return its rows."""
+def _where(kind: str, product: str, period: Period) -> tuple[str, tuple[Any, ...]]:
+    low, high = key_range(period.first, period.last)
+    return (
+        "kind = ? AND product = ? AND key >= ? AND key < ?",
+        (PREFIX + kind, product, low, high),
+    )
 
-    def __call__(self, sql: str, params: Sequence[Any] = ...) -> list[tuple[Any, ...]]: ...
+
+def _sum(query: Query, product: str, kind: str, period: Period) -> list[tuple[Any, ...]]:
+    """``name, runs, points, x, y`` summed over the period, one row per name."""
+    where, params = _where(kind, product, period)
+    return query(
+        f"SELECT {_NAME}, SUM(runs), SUM(points), SUM(x), SUM(y) FROM rollup "
+        f"WHERE {where} GROUP BY {_NAME}",
+        params,
+    )
+
+
+def _days(query: Query, product: str, kind: str, period: Period) -> list[tuple[int, str, int]]:
+    """``(day, name, runs)`` of every per-day row of ``kind`` in the period."""
+    where, params = _where(kind, product, period)
+    rows = query(f"SELECT key, runs FROM rollup WHERE {where}", params)
+    return [(key_day(k), key_name(k), int(r)) for k, r in rows]
 
 
 def data_days(query: Query, product: str) -> tuple[int, int] | None:
     """The first and last day with runs of ``product``, or ``None``."""
     row = query(
-        "SELECT MIN(day), MAX(day) FROM day_rollup WHERE product = ? AND kind = 'total'",
-        (product,),
+        "SELECT MIN(key), MAX(key) FROM rollup WHERE kind = ? AND product = ? AND runs > 0",
+        (PREFIX + "total", product),
     )[0]
-    return None if row[0] is None else (int(row[0]), int(row[1]))
+    return None if row[0] is None else (key_day(row[0]), key_day(row[1]))
 
 
 def resolve_period(
@@ -72,7 +103,9 @@ def resolve_period(
     until: datetime.date | None,
     today: datetime.date | None = None,
 ) -> Period:
-    """The period asked for; a missing end is the first (last) day with runs, or today."""
+    """The period asked for. Without ``until``: today, or the last day with runs if later.
+    Without ``since``: the first day with runs (all time), or ``until`` if none.
+    """
     today = today or datetime.datetime.now(datetime.UTC).date()
     days = data_days(query, product)
     if until is None:
@@ -82,32 +115,13 @@ def resolve_period(
     return Period(since, until)
 
 
-def _sum(query: Query, product: str, kind: str, period: Period) -> list[tuple[Any, ...]]:
-    """``key, runs, points, x, y`` summed over the period, one row per key."""
-    return query(
-        "SELECT key, SUM(runs), SUM(points), SUM(x), SUM(y) FROM day_rollup "
-        "WHERE product = ? AND kind = ? AND day BETWEEN ? AND ? GROUP BY key",
-        (product, kind, period.first, period.last),
-    )
-
-
-def rank(rows: Sequence[tuple[str, int, int]]) -> list[RankedProject]:
-    """Rank ``(project, points, runs)`` rows, best first; equal points share a rank."""
-    ordered = sorted(rows, key=lambda r: (-r[1], -r[2], r[0]))
-    out: list[RankedProject] = []
-    for index, (name, points, runs) in enumerate(ordered):
-        place = out[-1].rank if out and out[-1].points == points else index + 1
-        out.append(RankedProject(place, name, points, runs))
-    return out
-
-
-def leaderboard(query: Query, product: str, period: Period, limit: int) -> list[RankedProject]:
-    """Named projects ranked by points earned in the period."""
+def leaderboard(query: Query, product: str, period: Period, limit: int) -> list[LeaderboardRow]:
+    """Named projects ranked by points earned in the period; equal points share a rank."""
+    where, params = _where("project", product, period)
     rows = query(
-        "SELECT key, SUM(points) AS p, SUM(runs) AS r FROM day_rollup "
-        "WHERE product = ? AND kind = 'project' AND day BETWEEN ? AND ? "
-        "GROUP BY key HAVING r > 0 ORDER BY p DESC, r DESC, key LIMIT ?",
-        (product, period.first, period.last, limit),
+        f"SELECT {_NAME}, SUM(points), SUM(runs) FROM rollup WHERE {where} GROUP BY {_NAME} "
+        f"HAVING SUM(runs) > 0 ORDER BY SUM(points) DESC, SUM(runs) DESC, {_NAME} LIMIT ?",
+        (*params, limit),
     )
     return rank([(k, int(p), int(r)) for k, p, r in rows])
 
@@ -116,11 +130,10 @@ def totals(query: Query, product: str, period: Period) -> Totals:
     """Runs, points, named projects, apps and failed apps of the period."""
     total = _sum(query, product, "total", period)
     runs, points = (int(total[0][1]), int(total[0][2])) if total else (0, 0)
-    named = query(
-        "SELECT COUNT(DISTINCT key) FROM day_rollup "
-        "WHERE product = ? AND kind = 'project' AND day BETWEEN ? AND ?",
-        (product, period.first, period.last),
-    )[0][0]
+    where, params = _where("project", product, period)
+    named = query(f"SELECT COUNT(DISTINCT {_NAME}) FROM rollup WHERE {where} AND runs > 0", params)[
+        0
+    ][0]
     apps = failed = 0
     for _, _, _, x, y in _sum(query, product, "health", period):
         apps += int(x)
@@ -135,64 +148,51 @@ def counts(query: Query, product: str, kind: str, period: Period) -> list[Count]
 
 
 def series(query: Query, product: str, kind: str, period: Period) -> Series:
-    """Runs per day or week of the largest ``SERIES_NAMES`` names of ``kind``."""
+    """Runs per day or week of the largest ``SERIES_NAMES`` names of ``kind``.
+
+    For versions and Python versions ``other`` is every other run (runs that sent no
+    version included); for components, the other components' runs.
+    """
     bucket = period.bucket
     per_bucket: dict[int, dict[str, int]] = {}
-    for day, key, runs in query(
-        "SELECT day, key, runs FROM day_rollup "
-        "WHERE product = ? AND kind = ? AND day BETWEEN ? AND ?",
-        (product, kind, period.first, period.last),
-    ):
-        slot = per_bucket.setdefault(bucket_start(int(day), bucket), {})
-        slot[key] = slot.get(key, 0) + int(runs)
-    totals_by_name: dict[str, int] = {}
+    for day, key, runs in _days(query, product, kind, period):
+        slot = per_bucket.setdefault(bucket_start(day, bucket), {})
+        slot[key] = slot.get(key, 0) + runs
+    by_name: dict[str, int] = {}
     for slot in per_bucket.values():
         for key, runs in slot.items():
-            totals_by_name[key] = totals_by_name.get(key, 0) + runs
-    names = [k for k, _ in sorted(totals_by_name.items(), key=lambda item: (-item[1], item[0]))][
-        :SERIES_NAMES
-    ]
-    # All runs per bucket: for versions and Python versions, runs without one count too.
+            by_name[key] = by_name.get(key, 0) + runs
+    ranked = sorted(by_name.items(), key=lambda item: (-item[1], item[0]))
+    names = [k for k, runs in ranked if runs > 0][:SERIES_NAMES]
     all_runs: dict[int, int] = {}
-    for day, runs in query(
-        "SELECT day, runs FROM day_rollup "
-        "WHERE product = ? AND kind = 'total' AND day BETWEEN ? AND ?",
-        (product, period.first, period.last),
-    ):
-        start = bucket_start(int(day), bucket)
-        all_runs[start] = all_runs.get(start, 0) + int(runs)
+    for day, _, runs in _days(query, product, "total", period):
+        start = bucket_start(day, bucket)
+        all_runs[start] = all_runs.get(start, 0) + runs
     points = []
     for start in period.buckets():
         slot = per_bucket.get(start, {})
         named = {name: slot.get(name, 0) for name in names}
         total = all_runs.get(start, 0)
-        if kind == "component":
-            other = sum(slot.values()) - sum(named.values())
-        else:
-            other = total - sum(named.values())
-        points.append(SeriesPoint(date_of(start), total, named, other))
+        whole = sum(slot.values()) if kind == "component" else total
+        points.append(SeriesPoint(date_of(start), total, named, whole - sum(named.values())))
     return Series(kind, bucket, names, points)
 
 
 def releases(query: Query, product: str, period: Period) -> list[Release]:
     """Upgrade times of the releases that ran in the period, from all days up to its end."""
+    history = Period(_EPOCH, period.until)
     daily: dict[int, dict[str, int]] = {}
-    for day, key, runs in query(
-        "SELECT day, key, runs FROM day_rollup WHERE product = ? AND kind = 'version' AND day <= ?",
-        (product, period.last),
-    ):
-        daily.setdefault(int(day), {})[key] = int(runs)
-    daily_total: dict[int, dict[str, int]] = {}
-    for day, runs in query(
-        "SELECT day, runs FROM day_rollup WHERE product = ? AND kind = 'total' AND day <= ?",
-        (product, period.last),
-    ):
-        # Runs without a version count in the whole, not for any release.
-        versioned = sum(daily.get(int(day), {}).values())
-        daily_total[int(day)] = dict(daily.get(int(day), {}))
-        if int(runs) > versioned:
-            daily_total[int(day)][""] = int(runs) - versioned
-    in_period = {key for day, versions in daily.items() if day >= period.first for key in versions}
+    for day, key, runs in _days(query, product, "version", history):
+        daily.setdefault(day, {})[key] = runs
+    everything: dict[int, dict[str, int]] = {}
+    for day, _, runs in _days(query, product, "total", history):
+        # Runs that sent no version count in the whole, for no release.
+        versions = dict(daily.get(day, {}))
+        unversioned = runs - sum(versions.values())
+        if unversioned > 0:
+            versions[""] = unversioned
+        everything[day] = versions
+    in_period = {key for day, found in daily.items() if day >= period.first for key in found}
     return [
         Release(
             u.version,
@@ -200,19 +200,16 @@ def releases(query: Query, product: str, period: Period) -> list[Release]:
             None if u.half_day is None else date_of(u.half_day),
             u.days,
         )
-        for u in upgrade_times(daily_total, period.last)
+        for u in upgrade_times(everything, period.last)
         if u.version in in_period and u.version != ""
     ]
 
 
 def _release_order(query: Query, product: str, until: int) -> list[str]:
     """Versions in the order of their first run (up to day ``until``)."""
-    rows = query(
-        "SELECT key, MIN(day) FROM day_rollup WHERE product = ? AND kind = 'version' "
-        "AND day <= ? GROUP BY key",
-        (product, until),
-    )
-    return [k for k, _ in sorted(rows, key=lambda r: (int(r[1]), r[0]))]
+    where, params = _where("version", product, Period(_EPOCH, date_of(until)))
+    rows = query(f"SELECT {_NAME}, MIN(key) FROM rollup WHERE {where} GROUP BY {_NAME}", params)
+    return [k for k, _ in sorted(rows, key=lambda r: (r[1][:DAY_DIGITS], r[0]))]
 
 
 def health(query: Query, product: str, period: Period) -> list[VersionHealth]:
@@ -223,15 +220,18 @@ def health(query: Query, product: str, period: Period) -> list[VersionHealth]:
         if r > 0
     }
     order = [v for v in _release_order(query, product, period.last) if v in rows]
+    order += sorted(v for v in rows if v not in order and v != "")
     if "" in rows:
         order.append("")
     out: list[VersionHealth] = []
     previous: str | None = None
     for version in order:
         runs, failed_runs, apps, failed_apps = rows[version]
-        p_value = flagged = None
-        if previous is not None and version != "":
-            before = (rows[previous][1], rows[previous][0])
+        p_value: float | None = None
+        flagged = False
+        compared = previous if version != "" else None
+        if compared is not None:
+            before = (rows[compared][1], rows[compared][0])
             p_value = failure_p_value(before, (failed_runs, runs))
             flagged = is_flagged(before, (failed_runs, runs))
         out.append(
@@ -243,9 +243,9 @@ def health(query: Query, product: str, period: Period) -> list[VersionHealth]:
                 failed_apps,
                 failed_apps / apps if apps else None,
                 failed_runs / runs if runs else None,
-                previous if version != "" else None,
+                compared,
                 p_value,
-                bool(flagged),
+                flagged,
             )
         )
         if version != "":
@@ -266,21 +266,19 @@ def never_closed(query: Query, product: str, period: Period) -> list[NeverClosed
 
 def projects(query: Query, product: str, period: Period) -> ProjectCounts:
     """Distinct named projects in the period; returning ones also ran before it."""
+    where, params = _where("project", product, period)
+    before = f"{period.first:0{DAY_DIGITS}d}"
+    # Whether a project ran before the period: one index seek in the by-name rows.
     row = query(
-        "SELECT COUNT(*), SUM(EXISTS (SELECT 1 FROM day_rollup AS b WHERE b.product = ? "
-        "AND b.kind = 'project' AND b.key = a.key AND b.day < ?)) FROM "
-        "(SELECT DISTINCT key FROM day_rollup WHERE product = ? AND kind = 'project' "
-        "AND day BETWEEN ? AND ?) AS a",
-        (product, period.first, product, period.first, period.last),
+        "SELECT COUNT(*), SUM(CASE WHEN EXISTS (SELECT 1 FROM rollup AS b WHERE b.kind = ? "
+        "AND b.product = ? AND b.key > a.name || ? AND b.key < a.name || ? AND b.runs > 0) "
+        "THEN 1 ELSE 0 END) FROM "
+        f"(SELECT DISTINCT {_NAME} AS name FROM rollup WHERE {where} AND runs > 0) AS a",
+        (BY_PROJECT, product, SEPARATOR, SEPARATOR + before, *params),
     )[0]
     named = int(row[0])
     returning = int(row[1] or 0)
     return ProjectCounts(named, named - returning, returning)
-
-
-def components(query: Query, product: str, period: Period) -> Series:
-    """Runs that used each component, per day or week."""
-    return series(query, product, "component", period)
 
 
 def summary(query: Query, product: str, period: Period, top: int = 20) -> Summary:
@@ -305,41 +303,33 @@ def summary(query: Query, product: str, period: Period, top: int = 20) -> Summar
     )
 
 
-def period_stats(query: Query, product: str, period: Period) -> dict[str, Any]:
+def period_stats(query: Query, product: str, period: Period) -> ProductStats:
     """The dashboard's figures for ``period``, in the shape of the all-time ``stats``."""
     total = totals(query, product, period)
     levels = {c.name: c.runs for c in counts(query, product, "level", period)}
     buckets = {c.name: c.runs for c in counts(query, product, "exec", period)}
-    health_rows = _sum(query, product, "health", period)
-    per_day = query(
-        "SELECT day, runs FROM day_rollup WHERE product = ? AND kind = 'total' "
-        "AND day BETWEEN ? AND ? AND runs > 0 ORDER BY day",
-        (product, period.first, period.last),
-    )
+    app_runs = sum(int(r[1]) for r in _sum(query, product, "health", period))
+    per_day: dict[int, int] = {}
+    for day, _, runs in _days(query, product, "total", period):
+        per_day[day] = per_day.get(day, 0) + runs
 
-    def top(kind: str) -> list[dict[str, Any]]:
-        return [{"name": c.name, "runs": c.runs} for c in counts(query, product, kind, period)[:20]]
+    def top(kind: str) -> list[NamedCount]:
+        return [NamedCount(c.name, c.runs) for c in counts(query, product, kind, period)[:20]]
 
-    return {
-        "product": product,
-        "since": period.since.isoformat(),
-        "until": period.until.isoformat(),
-        "runs": total.runs,
-        "points": total.points,
-        "levels": {str(n): levels.get(str(n), 0) for n in (1, 2, 3)},
-        "runs_per_day": [{"day": date_of(int(d)).isoformat(), "runs": int(r)} for d, r in per_day],
-        "versions": top("version"),
-        "python_versions": top("python"),
-        "platforms": top("platform"),
-        "components": top("component"),
-        "apps": {
-            "runs": sum(int(r[1]) for r in health_rows),
-            "apps": total.apps,
-            "failures": total.failed_apps,
-            "failure_rate": total.failed_apps / total.apps if total.apps else 0.0,
-        },
-        "execution_time": [
-            {"bucket": label, "runs": buckets.get(str(i), 0)}
-            for i, (_, label) in enumerate(EXEC_BUCKETS)
+    return ProductStats(
+        product=product,
+        runs=total.runs,
+        points=total.points,
+        levels={str(n): levels.get(str(n), 0) for n in (1, 2, 3)},
+        runs_per_day=[
+            DayCount(date_of(d).isoformat(), r) for d, r in sorted(per_day.items()) if r > 0
         ],
-    }
+        versions=top("version"),
+        python_versions=top("python"),
+        platforms=top("platform"),
+        components=top("component"),
+        apps=AppTotals(app_runs, total.apps, total.failed_apps),
+        execution_time=[
+            BucketCount(label, buckets.get(str(i), 0)) for i, (_, label) in enumerate(EXEC_BUCKETS)
+        ],
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import sqlite3
 import sys
 import tempfile
 from pathlib import Path
@@ -15,7 +14,7 @@ from ._period import Period, parse_day
 from ._period_views import summary
 from ._report import render_csv, render_markdown
 from ._report_html import render_html
-from ._store import SQLiteStore, StoreError
+from ._store import StoreError, open_store
 
 __all__ = ["add_report_parser", "run_report"]
 
@@ -42,7 +41,9 @@ def add_report_parser(actions: Any) -> None:
             "on the day they started (UTC)."
         ),
     )
-    report.add_argument("--db", required=True, metavar="PATH", help="SQLite database")
+    report.add_argument(
+        "--db", required=True, metavar="URL", help="database: a SQLite path or postgresql://..."
+    )
     report.add_argument("--product", help="the product (default: the one with the most runs)")
     report.add_argument("--since", type=_date, metavar="DATE", help="first day, YYYY-MM-DD (UTC)")
     report.add_argument(
@@ -66,8 +67,6 @@ def _fail(message: str, code: int = 1) -> int:
 
 def run_report(args: argparse.Namespace) -> int:
     """Write the report; 0, or 1 with one line saying what is wrong."""
-    if not Path(args.db).is_file():
-        return _fail(f"no database at {args.db}")
     until = args.until or datetime.datetime.now(datetime.UTC).date()
     since = args.since or until - datetime.timedelta(days=_DEFAULT_DAYS - 1)
     if until < since:
@@ -75,7 +74,7 @@ def run_report(args: argparse.Namespace) -> int:
     if not 1 <= args.top <= 1000:
         return _fail("--top must be from 1 to 1000", 2)
     try:
-        store = SQLiteStore.open(args.db, readonly=True)
+        store = open_store(args.db, readonly=True, create=False)
     except StoreError as exc:
         return _fail(str(exc))
     try:
@@ -84,15 +83,8 @@ def run_report(args: argparse.Namespace) -> int:
             known = store.products()
             if not known:
                 return _fail("the database holds no runs yet")
-            product = known[0]["product"]
+            product = known[0].product
         text = _RENDER[args.format](store.view(summary, product, Period(since, until), args.top))
-    except sqlite3.OperationalError as exc:
-        if "no such table" not in str(exc):
-            raise
-        return _fail(
-            "this database is from an older collector: start the collector on it once "
-            "(it upgrades the database), then run the report again"
-        )
     finally:
         store.close()
     if args.out is None:

@@ -34,7 +34,7 @@ from ._options import (
 )
 from ._ratelimit import Limit, RateLimiter
 from ._receiver import Receiver
-from ._store import SQLiteStore
+from ._store import LegacyJSONStore, Store, open_store, shown_url
 from ._writer import HELD_CLOSE_TTL, Writer, WriterProcess
 
 __all__ = ["Collector", "CollectorSettings", "ListenError", "parse_address"]
@@ -90,6 +90,14 @@ def _set_receive_buffer(sock: socket.socket, size: int) -> None:
             sock.setsockopt(socket.SOL_SOCKET, force, size)
 
 
+def _url_text(value: str | Path) -> str:
+    return str(value)
+
+
+def _optional_url_text(value: str | Path | None) -> str | None:
+    return None if value is None else str(value)
+
+
 @frozen(kw_only=True)
 class CollectorSettings:
     """How a collector listens and where it keeps its data.
@@ -120,10 +128,46 @@ class CollectorSettings:
             show=show_address,
         ),
     )
-    db: Path = field(
-        default=Path("telemetry-collector.db"),
-        metadata=option(help="the SQLite database (WAL mode)", parse=Path, metavar="PATH"),
+    #: Where runs are kept: a SQLite file (a path or ``sqlite:///PATH``) or a PostgreSQL
+    #: database (``postgresql://user@host:port/dbname``, needs the ``postgres`` extra).
+    db: str = field(
+        default="telemetry-collector.db",
+        converter=_url_text,
+        metadata=option(
+            help="where runs are kept: SQLite (PATH or sqlite:///PATH) or PostgreSQL "
+            "(postgresql://USER@HOST:PORT/DB, which several collectors may share)",
+            parse=str,
+            metavar="URL",
+        ),
     )
+    #: Where the HTTP side reads (a PostgreSQL replica, say); ``None``: from ``db``.
+    read_db: str | None = field(
+        default=None,
+        converter=_optional_url_text,
+        metadata=option(
+            help="where the HTTP API and dashboard read from, for example a PostgreSQL "
+            "replica (see the README on replica lag); deletions still go to --db",
+            parse=str,
+            metavar="URL",
+            show=lambda v: "--db" if v is None else shown_url(v),
+        ),
+    )
+    #: Days of run rows kept; older ones are removed in small batches, while the rollups
+    #: (leaderboard, stats, runs per day) keep what they counted for. 0 keeps everything.
+    retain_days: float = field(
+        default=0.0,
+        validator=check_non_negative,
+        metadata=option(
+            help="remove run rows first received more than N days ago, in small batches; "
+            "the leaderboard, stats and charts keep their counts; 0 keeps every run",
+            parse=parse_number,
+            metavar="N",
+            show="{:g}".format,
+        ),
+    )
+    #: Upgrade a database made by an older version on start (``False``: refuse it, naming
+    #: ``telemetry-sdk collector migrate``).
+    migrate: bool = True
     #: Bearer token that allows ``DELETE /api/runs/...``; ``None`` refuses deletion over HTTP.
     admin_token: str | None = field(
         default=None,
@@ -287,8 +331,8 @@ class Collector:
 
     settings: CollectorSettings
     metrics: Metrics = field(factory=Metrics)
-    _store: SQLiteStore | None = None
-    _admin_store: SQLiteStore | None = None
+    _store: Store | None = None
+    _admin_store: LegacyJSONStore | None = None
     _admin_lock: threading.Lock = field(factory=threading.Lock)
     _writer: Writer | WriterProcess | None = None
     _receiver: Receiver | None = None
@@ -342,7 +386,8 @@ class Collector:
         """
         settings = self.settings
         limiter = settings.rate_limiter()  # refuses invalid limits before anything opens
-        store = SQLiteStore.open(settings.db)  # proves it can write (StoreError if not)
+        # Proves it can write, and upgrades an older schema (StoreError if not).
+        store = open_store(settings.db, migrate=settings.migrate)
         if settings.writer_process:
             store.close()  # the writer process opens its own
         else:
@@ -360,11 +405,19 @@ class Collector:
         self._sock = sock
         if settings.writer_process:
             self._writer = WriterProcess(
-                self.metrics, settings.max_queued, settings.held_close_ttl, db_path=str(settings.db)
+                self.metrics,
+                settings.max_queued,
+                settings.held_close_ttl,
+                db=settings.db,
+                retain_days=settings.retain_days,
             )
         else:
             self._writer = Writer(
-                self.metrics, settings.max_queued, settings.held_close_ttl, store=self._store
+                self.metrics,
+                settings.max_queued,
+                settings.held_close_ttl,
+                store=self._store,
+                retain_days=settings.retain_days,
             )
         self._writer.start()
         self._receiver = Receiver(sock, limiter, self.metrics, self._writer.submit)
@@ -373,7 +426,7 @@ class Collector:
             try:
                 self._http = CollectorHTTPServer(
                     settings.http,
-                    db_path=str(settings.db),
+                    db_path=settings.read_db or settings.db,
                     metrics=self.metrics,
                     admin_token=settings.admin_token,
                     writable=self._admin,
@@ -398,7 +451,7 @@ class Collector:
             _show(self.udp_address),
             settings.rcvbuf // 1024,
             buffer // 1024,
-            settings.db,
+            shown_url(settings.db),
         )
         if buffer < settings.rcvbuf:
             logger.warning(
@@ -433,10 +486,10 @@ class Collector:
             )  # fmt: skip
         return self
 
-    def _admin(self) -> SQLiteStore:
+    def _admin(self) -> LegacyJSONStore:
         with self._admin_lock:
             if self._admin_store is None:
-                self._admin_store = SQLiteStore.open(self.settings.db)
+                self._admin_store = LegacyJSONStore(open_store(self.settings.db))
             return self._admin_store
 
     def stop(self) -> None:

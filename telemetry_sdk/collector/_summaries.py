@@ -13,12 +13,12 @@ import cattrs
 from attrs import frozen
 
 from ._period import Bucket, Period
+from ._store_views import LeaderboardRow
 
 __all__ = [
     "Count",
     "NeverClosed",
     "ProjectCounts",
-    "RankedProject",
     "Release",
     "Series",
     "SeriesPoint",
@@ -34,16 +34,6 @@ class Count:
     """How many runs one name (a version, platform, component ...) had."""
 
     name: str
-    runs: int
-
-
-@frozen
-class RankedProject:
-    """A row of the leaderboard; equal points share a rank (1, 1, 3)."""
-
-    rank: int
-    project: str
-    points: int
     runs: int
 
 
@@ -145,7 +135,7 @@ class Summary:
     totals: Totals
     previous_totals: Totals
     projects: ProjectCounts
-    leaderboard: list[RankedProject]
+    leaderboard: list[LeaderboardRow]
     versions: Series
     version_counts: list[Count]
     releases: list[Release]

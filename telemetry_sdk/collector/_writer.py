@@ -39,7 +39,8 @@ from attrs import define, field
 from .._errors import DecodeError
 from ._ingest import Record, parse
 from ._metrics import INGEST_SLOTS, IngestStats, Metrics
-from ._store import SQLiteStore, Store, StoreError
+from ._retention import Retention
+from ._store import Store, StoreError, open_store
 
 __all__ = ["HELD_CLOSE_TTL", "Writer", "WriterProcess", "ingest"]
 
@@ -53,10 +54,13 @@ _FRAME = struct.Struct("<IQ")
 #: From the child: the number of the batch just committed, then the counters.
 _REPORT = struct.Struct(f"<Q{INGEST_SLOTS}d")
 _CHILD_CODE = (
-    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "import os, sys; sys.path.insert(0, sys.argv[1]); "
     "from telemetry_sdk.collector._writer import child_main; "
-    "sys.exit(child_main(sys.argv[2], float(sys.argv[3])))"
+    "sys.exit(child_main(os.environ[sys.argv[2]], float(sys.argv[3]), float(sys.argv[4])))"
 )
+#: The child finds its database's URL here (not on its command line, where a password in
+#: it would show in ``ps``).
+_DB_VARIABLE = "TELEMETRY_SDK_COLLECTOR_WRITER_DB"
 #: How long a Parsl close is held for its start before it is dropped (7 days).
 HELD_CLOSE_TTL = 7 * 86400.0
 #: Idle, the writer is woken this often (to expire held closes, and to show it is alive).
@@ -213,6 +217,8 @@ class Writer(_Front):
     """Decode and write on a thread of this process."""
 
     store: Store | None = None
+    #: Days of runs kept (0: all).
+    retain_days: float = 0.0
     _thread: threading.Thread | None = None
 
     @property
@@ -239,6 +245,7 @@ class Writer(_Front):
     def _run(self) -> None:
         assert self.store is not None
         expire = _Expiry(self.held_close_ttl)
+        retain = Retention(self.retain_days)
         stats = self.metrics.ingest
         while True:
             batch, stopping = self._take(_TICK)
@@ -246,6 +253,7 @@ class Writer(_Front):
                 ingest(self.store, stats, batch)
                 self._done(len(batch))
             expire(self.store, stats)
+            retain(self.store, stats)
             if stopping:
                 return
 
@@ -283,7 +291,10 @@ class _Child:
 class WriterProcess(_Front):
     """Decode and write in a supervised child process (see the module's docstring)."""
 
-    db_path: str = ""
+    #: The store's URL (see ``open_store``).
+    db: str = ""
+    #: Days of runs kept (0: all).
+    retain_days: float = 0.0
     _child: _Child | None = None
     _supervisor: threading.Thread | None = None
     #: Batches handed to a child and not acknowledged yet, by number, in order.
@@ -354,9 +365,11 @@ class WriterProcess(_Front):
                 "-c",
                 _CHILD_CODE,
                 package_root,
-                self.db_path,
+                _DB_VARIABLE,
                 repr(self.held_close_ttl),
+                repr(self.retain_days),
             ],
+            env={**os.environ, _DB_VARIABLE: self.db},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             # Ctrl-C in a terminal goes to the whole process group; only the parent decides
@@ -473,7 +486,7 @@ def _read_exactly(pipe: IO[bytes], size: int) -> bytes | None:
     return data if len(data) == size else None
 
 
-def child_main(db_path: str, held_close_ttl: float = HELD_CLOSE_TTL) -> int:
+def child_main(db: str, held_close_ttl: float = HELD_CLOSE_TTL, retain_days: float = 0.0) -> int:
     """The writer process: decode and write batches from stdin until it closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -485,12 +498,13 @@ def child_main(db_path: str, held_close_ttl: float = HELD_CLOSE_TTL) -> int:
     source = sys.stdin.buffer
     sink = sys.stdout.buffer
     try:
-        store = SQLiteStore.open(db_path)
+        store = open_store(db)
     except StoreError as exc:
         logger.error("%s", exc)
         return 3
     stats = IngestStats()
     expire = _Expiry(held_close_ttl)
+    retain = Retention(retain_days)
     try:
         while True:
             header = _read_exactly(source, _FRAME.size)
@@ -502,6 +516,7 @@ def child_main(db_path: str, held_close_ttl: float = HELD_CLOSE_TTL) -> int:
                 break
             ingest(store, stats, pickle.loads(payload))
             expire(store, stats)
+            retain(store, stats)
             sink.write(_REPORT.pack(number, *stats.values))
             sink.flush()
     finally:
