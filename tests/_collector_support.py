@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +70,9 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "c
 
 
 class Response:
-    """An HTTP response: status, headers and body."""
+    """An HTTP response: status, headers (names in any case) and body."""
 
-    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+    def __init__(self, status: int, headers: Message, body: bytes) -> None:
         self.status = status
         self.headers = headers
         self.body = body
@@ -134,10 +135,10 @@ class CollectorProcess:
         request = urllib.request.Request(url, method=method, headers=headers or {})
         try:
             with urllib.request.urlopen(request, timeout=10) as reply:
-                return Response(reply.status, dict(reply.headers), reply.read())
+                return Response(reply.status, reply.headers, reply.read())
         except urllib.error.HTTPError as error:
             with error:
-                return Response(error.code, dict(error.headers), error.read())
+                return Response(error.code, error.headers, error.read())
 
     def get(self, path: str) -> Response:
         return self.request("GET", path)

@@ -253,3 +253,22 @@ class TestCollectorBenchmarks:
         peak = next(r for r in memory if r[0].startswith("VmHWM (peak) after the queries"))
         assert re.fullmatch(r"[\d,]+ MiB", peak[1])
         assert peak[-1] in ("PASS", "FAIL")
+
+
+class TestHttpBench:
+    def test_quick_mode_compares_two_trees(self):
+        """`http_bench.py --tree . --quick` measures both trees: every request answered."""
+        root = str(BENCH.parent)
+        output = run_script("http_bench.py", "--tree", root, "--quick")
+        rows = table_rows(output, "20 concurrent clients x 2 requests, new connection each")
+        assert [(row[0], row[1].split()[0]) for row in rows] == [
+            ("/api/stats", "before"),
+            ("/api/stats", "after"),
+            ("/healthz", "before"),
+            ("/healthz", "after"),
+        ]
+        assert all(row[-1] == "0" for row in rows)  # no errors
+        assert all(row[2].endswith(" ms") for row in rows)
+        slow = table_rows(output, "Bursts and slow clients")
+        assert len(slow) == 2
+        assert all(row[1].endswith(" ms") for row in slow)

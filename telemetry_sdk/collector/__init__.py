@@ -10,9 +10,13 @@ from .._errors import SERVER_EXTRA_HINT
 
 try:
     import orjson  # noqa: F401
+    import prometheus_client  # noqa: F401
+    import starlette  # noqa: F401
+    import uvicorn  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(SERVER_EXTRA_HINT) from exc
 
+from ._http_limits import HTTPLimits
 from ._ingest import Record, parse, record_from_message
 from ._metrics import Metrics
 from ._service import Collector, CollectorSettings, ListenError
@@ -23,6 +27,7 @@ from ._store_views import LeaderboardRow, ProductStats, ProductTotals, RunDetail
 __all__ = [
     "Collector",
     "CollectorSettings",
+    "HTTPLimits",
     "LeaderboardRow",
     "ListenError",
     "Metrics",

@@ -30,7 +30,7 @@ import orjson
 
 from .._errors import ConfigurationError
 from ..cli import COLLECTOR_COMMANDS, PROG, Parser
-from ._options import OPTION, Option, parse_whole_number
+from ._options import OPTION, OPTION_GROUP, Option, parse_whole_number
 from ._report_command import add_report_parser
 from ._service import Collector, CollectorSettings, ListenError
 from ._store import SCHEMA_VERSION, Store, StoreError, open_store, shown_url
@@ -50,11 +50,34 @@ def _fail(message: str, code: int = 1) -> int:
 # -- options made from CollectorSettings ------------------------------------------------------
 
 
-def _setting_options() -> Iterator[tuple[attrs.Attribute[Any], Option]]:
-    for attribute in attrs.fields(CollectorSettings):
+@attrs.frozen
+class _SettingOption:
+    """One command-line option: the settings field it sets, and where that field lives."""
+
+    #: ``None`` for a field of ``CollectorSettings``; else the ``CollectorSettings`` field
+    #: holding the option group (``http_limits``) this field belongs to.
+    group: str | None
+    attribute: attrs.Attribute[Any]
+    option: Option
+
+    @property
+    def dest(self) -> str:
+        name = self.attribute.name
+        return name if self.group is None else f"{self.group}.{name}"
+
+
+def _options_of(cls: type, group: str | None) -> Iterator[_SettingOption]:
+    for attribute in attrs.fields(cls):
         found = attribute.metadata.get(OPTION)
         if isinstance(found, Option):
-            yield attribute, found
+            yield _SettingOption(group, attribute, found)
+        elif attribute.metadata.get(OPTION_GROUP):
+            inner = type(_default(attribute))
+            yield from _options_of(inner, attribute.name)
+
+
+def _setting_options() -> Iterator[_SettingOption]:
+    yield from _options_of(CollectorSettings, None)
 
 
 def _default(attribute: attrs.Attribute[Any]) -> Any:
@@ -81,11 +104,12 @@ def _converter(attribute: attrs.Attribute[Any], found: Option) -> Callable[[str]
 
 
 def _add_setting_options(parser: argparse.ArgumentParser) -> None:
-    for attribute, found in _setting_options():
+    for setting in _setting_options():
+        attribute, found = setting.attribute, setting.option
         shown = found.show(_default(attribute)).replace("%", "%%")
         parser.add_argument(
             found.flag(attribute.name),
-            dest=attribute.name,
+            dest=setting.dest,
             metavar=found.metavar,
             type=_converter(attribute, found),
             # Only what was given lands in the namespace: every default is the field's own.
@@ -96,7 +120,19 @@ def _add_setting_options(parser: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace) -> CollectorSettings:
     """The settings the parsed ``collector`` options ask for; the rest keep their defaults."""
-    given = {a.name: getattr(args, a.name) for a, _ in _setting_options() if hasattr(args, a.name)}
+    given: dict[str, Any] = {}
+    groups: dict[str, dict[str, Any]] = {}
+    for setting in _setting_options():
+        if not hasattr(args, setting.dest):
+            continue
+        value = getattr(args, setting.dest)
+        if setting.group is None:
+            given[setting.attribute.name] = value
+        else:
+            groups.setdefault(setting.group, {})[setting.attribute.name] = value
+    defaults = {a.name: a for a in attrs.fields(CollectorSettings)}
+    for group, values in groups.items():
+        given[group] = type(_default(defaults[group]))(**values)
     if getattr(args, "no_migrate", False):
         given["migrate"] = False
     return CollectorSettings(**given)

@@ -16,13 +16,14 @@ from attrs import Attribute, field, frozen
 from .._errors import ConfigurationError
 from ._metrics import Metrics
 
-__all__ = ["Health", "HealthPolicy", "assess"]
+__all__ = ["REASONS", "Health", "HealthPolicy", "assess"]
 
 #: The reasons, in the order they are reported.
 WRITER_DOWN = "writer_down"
 WRITES_FAILING = "writes_failing"
 QUEUE_NEAR_FULL = "queue_near_full"
 WRITES_STALLED = "writes_stalled"
+REASONS = (WRITER_DOWN, WRITES_FAILING, QUEUE_NEAR_FULL, WRITES_STALLED)
 
 
 def _check_fraction(_: object, attribute: Attribute[Any], value: float) -> None:

@@ -1,31 +1,40 @@
-"""Counters of the collector, rendered in the Prometheus text format.
+"""Counters of the collector: plain data, rendered for Prometheus by ``_prometheus``.
 
 The receiver (in the service's process) counts what arrives; the ingest side (decoding and
 writing, possibly in a child process) keeps its counters in ``IngestStats``, a flat list of
 numbers that the child sends back to the parent after every batch. A writer process that
 is restarted starts counting from zero: the parent adds what its predecessors counted
-(``IngestStats.combined``).
+(``IngestStats.combined``). The HTTP server counts the connections and requests it refuses
+in ``HTTPStats``.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from attrs import define, field
 
 from .._wire_rules import REASONS
 from ._ratelimit import LIMITS
 
-__all__ = ["INGEST_SLOTS", "REASONS", "IngestStats", "Metrics"]
+__all__ = [
+    "HTTP_REFUSALS",
+    "INGEST_SLOTS",
+    "LATENCY_BUCKETS",
+    "REASONS",
+    "HTTPStats",
+    "IngestStats",
+    "Metrics",
+]
 
 #: Upper bounds (seconds) of the write latency histogram.
-_LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
 # Slots of ``IngestStats.values``.
 _BATCHES, _WRITTEN, _ERRORS, _LOST, _LATENCY_SUM, _ACCEPTED, _DELETED_RUN = range(7)
 _REJECTED = 7
 _BUCKETS = _REJECTED + len(REASONS)
-_MORE = _BUCKETS + len(_LATENCY_BUCKETS) + 1
+_MORE = _BUCKETS + len(LATENCY_BUCKETS) + 1
 # Counters, then two times (epoch seconds; the latest wins) and a gauge (the current wins).
 _EXPIRED, _LAST_OK, _LAST_ERROR, _HELD = range(_MORE, _MORE + 4)
 INGEST_SLOTS = _MORE + 4
@@ -61,7 +70,7 @@ class IngestStats:
     def observe(self, seconds: float, messages: int) -> None:
         """Count one committed batch of ``messages`` that took ``seconds``."""
         index = 0
-        while index < len(_LATENCY_BUCKETS) and seconds > _LATENCY_BUCKETS[index]:
+        while index < len(LATENCY_BUCKETS) and seconds > LATENCY_BUCKETS[index]:
             index += 1
         values = self.values
         values[_BUCKETS + index] += 1
@@ -153,8 +162,32 @@ class IngestStats:
 
     def latency(self) -> tuple[list[int], float]:
         """Batches per latency bucket, and the total seconds."""
-        counts = self.values[_BUCKETS : _BUCKETS + len(_LATENCY_BUCKETS) + 1]
+        counts = self.values[_BUCKETS : _BUCKETS + len(LATENCY_BUCKETS) + 1]
         return [int(v) for v in counts], float(self.values[_LATENCY_SUM])
+
+
+#: Why the HTTP server can refuse a connection or a request (``HTTPStats.refuse``).
+HTTP_REFUSALS = (
+    "header_timeout",
+    "too_many_connections",
+    "headers_too_large",
+    "too_many_headers",
+    "malformed",
+    "body",
+    "server_error",
+)
+
+
+@define
+class HTTPStats:
+    """What the HTTP server counts: open connections and refusals by reason."""
+
+    connections: int = 0
+    refused: dict[str, int] = field(factory=lambda: dict.fromkeys(HTTP_REFUSALS, 0))
+
+    def refuse(self, reason: str) -> None:
+        """Count one connection or request refused for ``reason`` (one of ``HTTP_REFUSALS``)."""
+        self.refused[reason] += 1
 
 
 @define
@@ -184,6 +217,7 @@ class Metrics:
     #: When the collector started (epoch seconds).
     started: float = field(factory=time.time)
     ingest: IngestStats = field(factory=IngestStats)
+    http: HTTPStats = field(factory=HTTPStats)
 
     @property
     def rate_limited(self) -> int:
@@ -231,114 +265,3 @@ class Metrics:
             "stop_lost": self.stop_lost,
             "lost": self.lost,
         }
-
-    def render(self) -> str:
-        """The Prometheus text exposition of every counter."""
-        out: list[str] = []
-
-        def metric(name: str, kind: str, text: str, samples: list[tuple[str, Any]]) -> None:
-            out.append(f"# HELP telemetry_collector_{name} {text}")
-            out.append(f"# TYPE telemetry_collector_{name} {kind}")
-            for labels, value in samples:
-                out.append(f"telemetry_collector_{name}{labels} {value}")
-
-        ingest = self.ingest
-        metric("received_total", "counter", "Datagrams received.", [("", self.received)])
-        metric("accepted_total", "counter", "Valid messages accepted.", [("", ingest.accepted)])
-        metric(
-            "rejected_total",
-            "counter",
-            "Datagrams rejected, by reason.",
-            [(f'{{reason="{r}"}}', n) for r, n in ingest.rejected.items()],
-        )
-        metric(
-            "rate_limited_total",
-            "counter",
-            "Datagrams dropped by a rate limit, by limit (address, prefix, global).",
-            [(f'{{limit="{k}"}}', n) for k, n in self.rate_limited_by.items()],
-        )
-        metric(
-            "queue_dropped_total",
-            "counter",
-            "Datagrams dropped because too many were waiting to be written.",
-            [("", self.queue_dropped)],
-        )
-        metric("queue_depth", "gauge", "Datagrams waiting to be decoded.", [("", self.depth)])
-        counts, total = ingest.latency()
-        batches = sum(counts)
-        metric("write_batches_total", "counter", "Batches committed.", [("", batches)])
-        metric("written_total", "counter", "Messages committed.", [("", ingest.written)])
-        metric(
-            "deleted_run_dropped_total",
-            "counter",
-            "Valid messages dropped because their run was deleted (not accepted or written).",
-            [("", ingest.deleted_run)],
-        )
-        metric(
-            "write_errors_total",
-            "counter",
-            "Write batches that failed.",
-            [("", ingest.write_errors)],
-        )
-        metric(
-            "lost_total", "counter", "Accepted messages lost to failed writes.", [("", ingest.lost)]
-        )
-        metric(
-            "kernel_dropped_total",
-            "counter",
-            "Datagrams the kernel dropped because the receive buffer was full.",
-            [("", self.kernel_dropped)],
-        )
-        metric(
-            "stop_lost_total",
-            "counter",
-            "Datagrams not written because a stop gave up waiting for the writer.",
-            [("", self.stop_lost)],
-        )
-        metric(
-            "held_closes_expired_total",
-            "counter",
-            "Parsl closes dropped because their start did not arrive in time.",
-            [("", ingest.held_closes_expired)],
-        )
-        metric(
-            "held_closes",
-            "gauge",
-            "Parsl closes held, waiting for their start.",
-            [("", ingest.held_closes)],
-        )
-        metric(
-            "writer_restarts_total",
-            "counter",
-            "Times the writer process was restarted after it died.",
-            [("", self.writer_restarts)],
-        )
-        metric("writer_up", "gauge", "Whether the writer is running.", [("", int(self.writer_up))])
-        metric(
-            "last_write_success_timestamp_seconds",
-            "gauge",
-            "When a batch was last committed.",
-            [("", ingest.last_write_ok)],
-        )
-        metric(
-            "last_write_error_timestamp_seconds",
-            "gauge",
-            "When a write last failed.",
-            [("", ingest.last_write_error)],
-        )
-        metric(
-            "receive_buffer_bytes",
-            "gauge",
-            "The UDP socket's receive buffer as granted by the kernel.",
-            [("", self.receive_buffer_bytes)],
-        )
-        samples: list[tuple[str, Any]] = []
-        running = 0
-        for bound, count in zip(_LATENCY_BUCKETS, counts, strict=False):
-            running += count
-            samples.append((f'_bucket{{le="{bound}"}}', running))
-        samples.append(('_bucket{le="+Inf"}', batches))
-        samples.append(("_sum", round(total, 6)))
-        samples.append(("_count", batches))
-        metric("write_batch_seconds", "histogram", "Time to write and commit one batch.", samples)
-        return "\n".join(out) + "\n"

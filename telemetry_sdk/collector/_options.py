@@ -18,12 +18,16 @@ from .._errors import ConfigurationError
 
 __all__ = [
     "OPTION",
+    "OPTION_GROUP",
     "Option",
     "check_address",
     "check_non_negative",
     "check_optional_address",
     "check_positive",
+    "check_positive_number",
+    "check_prefix_bits",
     "option",
+    "option_group",
     "parse_address",
     "parse_address_or_off",
     "parse_number",
@@ -53,6 +57,16 @@ class Option:
     def flag(self, field_name: str) -> str:
         """The option as typed on the command line, e.g. ``--admin-token-file``."""
         return self.name or "--" + field_name.replace("_", "-")
+
+
+#: The key under which a field whose value is an attrs class of options (``HTTPLimits``)
+#: marks itself: each of that class's options is an option too.
+OPTION_GROUP = "telemetry_sdk.option_group"
+
+
+def option_group() -> Mapping[str, bool]:
+    """The attrs ``metadata`` of a field holding an attrs class whose fields are options."""
+    return {OPTION_GROUP: True}
 
 
 def option(
@@ -146,6 +160,13 @@ def check_non_negative(_: object, attribute: Attribute[Any], value: float) -> No
     """attrs validator: a finite number >= 0."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
         msg = f"{attribute.name} must be a number >= 0, got {value!r}"
+        raise ConfigurationError(msg)
+
+
+def check_positive_number(_: object, attribute: Attribute[Any], value: float) -> None:
+    """attrs validator: a finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        msg = f"{attribute.name} must be a number > 0, got {value!r}"
         raise ConfigurationError(msg)
 
 

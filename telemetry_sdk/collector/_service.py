@@ -17,7 +17,10 @@ from attrs.validators import instance_of
 from .._errors import TelemetryError
 from ._admin_token import read_token_file, validate_token
 from ._health import Health, HealthPolicy, assess
-from ._http import CollectorHTTPServer
+from ._http_app import build_app
+from ._http_limits import HTTPLimits
+from ._http_server import HTTPServer
+from ._http_views import HTTPContext
 from ._metrics import Metrics
 from ._options import (
     check_address,
@@ -26,12 +29,14 @@ from ._options import (
     check_positive,
     check_prefix_bits,
     option,
+    option_group,
     parse_address,
     parse_address_or_off,
     parse_number,
     parse_whole_number,
     show_address,
 )
+from ._prometheus import registry_for
 from ._ratelimit import Limit, RateLimiter
 from ._receiver import Receiver
 from ._store import LegacyJSONStore, Store, open_store, shown_url
@@ -168,6 +173,8 @@ class CollectorSettings:
     #: Upgrade a database made by an older version on start (``False``: refuse it, naming
     #: ``telemetry-sdk collector migrate``).
     migrate: bool = True
+    #: Timeouts and size limits of the HTTP server (``--http-*`` options).
+    http_limits: HTTPLimits = field(factory=HTTPLimits, metadata=option_group())
     #: Bearer token that allows ``DELETE /api/runs/...``; ``None`` refuses deletion over HTTP.
     admin_token: str | None = field(
         default=None,
@@ -337,8 +344,8 @@ class Collector:
     _writer: Writer | WriterProcess | None = None
     _receiver: Receiver | None = None
     _sock: socket.socket | None = None
-    _http: CollectorHTTPServer | None = None
-    _http_thread: threading.Thread | None = None
+    _http: HTTPServer | None = None
+    _http_context: HTTPContext | None = None
     _stopped: bool = False
 
     @property
@@ -351,10 +358,7 @@ class Collector:
     @property
     def http_address(self) -> tuple[str, int] | None:
         """The bound HTTP address, or ``None`` without HTTP."""
-        if self._http is None:
-            return None
-        host, port = self._http.server_address[:2]
-        return str(host), int(port)
+        return None if self._http is None else self._http.bound_address
 
     @property
     def http_url(self) -> str | None:
@@ -423,25 +427,7 @@ class Collector:
         self._receiver = Receiver(sock, limiter, self.metrics, self._writer.submit)
         self._receiver.start()
         if settings.http is not None:
-            try:
-                self._http = CollectorHTTPServer(
-                    settings.http,
-                    db_path=settings.read_db or settings.db,
-                    metrics=self.metrics,
-                    admin_token=settings.admin_token,
-                    writable=self._admin,
-                    healthy=self.health,
-                )
-            except OSError as exc:
-                self.stop()
-                raise ListenError("http", settings.http, exc) from exc
-            self._http_thread = threading.Thread(
-                target=self._http.serve_forever,
-                kwargs={"poll_interval": 0.2},
-                name="collector-http",
-                daemon=True,
-            )
-            self._http_thread.start()
+            self._start_http(settings.http)
         # Linux reports twice what it sets aside for data (the rest is bookkeeping), and
         # caps what it grants at net.core.rmem_max.
         buffer = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
@@ -486,6 +472,24 @@ class Collector:
             )  # fmt: skip
         return self
 
+    def _start_http(self, address: tuple[str, int]) -> None:
+        settings = self.settings
+        self._http_context = HTTPContext(
+            db_path=settings.read_db or settings.db,
+            registry=registry_for(self.metrics),
+            admin_token=settings.admin_token,
+            writable=self._admin,
+            healthy=self.health,
+        )
+        app = build_app(self._http_context, self.metrics.http, settings.http_limits.max_headers)
+        self._http = HTTPServer(app, address, settings.http_limits, self.metrics.http)
+        try:
+            self._http.start()
+        except OSError as exc:
+            self._http = None
+            self.stop()
+            raise ListenError("http", address, exc) from exc
+
     def _admin(self) -> LegacyJSONStore:
         with self._admin_lock:
             if self._admin_store is None:
@@ -498,8 +502,9 @@ class Collector:
             return
         self._stopped = True
         if self._http is not None:
-            self._http.shutdown()
-            self._http.server_close()
+            self._http.stop()
+        if self._http_context is not None:
+            self._http_context.close()
         if self._receiver is not None:
             self._receiver.stop()
         if self._writer is not None:

@@ -1,0 +1,108 @@
+"""Query and path parameters of the HTTP API: each one declared once, checked with a clear 400.
+
+The same declarations feed the OpenAPI document (``_openapi``), so what the API checks and what
+it documents cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from attrs import frozen
+
+__all__ = [
+    "CORRELATOR",
+    "LIMIT",
+    "PRODUCT",
+    "UUID_PATTERN",
+    "BadParameterError",
+    "IntParam",
+    "TextParam",
+    "correlator",
+]
+
+_DIGITS = re.compile(r"[0-9]+")
+#: A correlator in a path: a lower-case UUID (any version; the store knows which exist).
+UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+_UUID = re.compile(UUID_PATTERN)
+#: Text parameters: no control characters (C0, DEL, C1).
+_TEXT_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"
+_TEXT = re.compile(_TEXT_PATTERN)
+
+
+class BadParameterError(ValueError):
+    """A query or path parameter that the API cannot use; the message says why."""
+
+
+@frozen
+class IntParam:
+    """An integer query parameter written in ASCII digits, within ``low..high``."""
+
+    name: str
+    low: int
+    high: int
+    default: int
+    description: str
+
+    def read(self, query: Mapping[str, str]) -> int:
+        """The value in ``query``, or the default; raise ``BadParameterError``."""
+        text = query.get(self.name)
+        if text is None:
+            return self.default
+        # str.isdigit() accepts '²' and other non-ASCII digits; only 0-9 are a number here.
+        if _DIGITS.fullmatch(text) is None or not self.low <= int(text) <= self.high:
+            msg = f"{self.name} must be a whole number from {self.low} to {self.high}"
+            raise BadParameterError(msg)
+        return int(text)
+
+    def schema(self) -> dict[str, Any]:
+        """The OpenAPI schema of this parameter."""
+        return {
+            "type": "integer",
+            "minimum": self.low,
+            "maximum": self.high,
+            "default": self.default,
+        }
+
+
+@frozen
+class TextParam:
+    """A text query parameter: at most ``max_length`` characters, no control characters.
+
+    Empty means absent.
+    """
+
+    name: str
+    max_length: int
+    description: str
+
+    def read(self, query: Mapping[str, str]) -> str | None:
+        """The value in ``query``, or ``None``; raise ``BadParameterError``."""
+        text = query.get(self.name)
+        if not text:
+            return None
+        if len(text) > self.max_length or _TEXT.fullmatch(text) is None:
+            msg = f"{self.name} must be at most {self.max_length} characters, none of them control"
+            raise BadParameterError(msg)
+        return text
+
+    def schema(self) -> dict[str, Any]:
+        """The OpenAPI schema of this parameter."""
+        return {"type": "string", "maxLength": self.max_length, "pattern": _TEXT_PATTERN}
+
+
+PRODUCT = TextParam(
+    "product", 200, "The product to show; the product with the most runs when absent."
+)
+LIMIT = IntParam("limit", 1, 1000, 50, "How many projects to list.")
+CORRELATOR = "correlator"
+
+
+def correlator(text: str) -> str:
+    """A run's correlator from a path; raise ``BadParameterError`` unless a lower-case UUID."""
+    if _UUID.fullmatch(text) is None:
+        msg = "a correlator is a lower-case UUID such as 3f2b8c1e-0d4a-4e8b-9c6f-1a2b3c4d5e6f"
+        raise BadParameterError(msg)
+    return text

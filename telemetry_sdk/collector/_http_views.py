@@ -1,0 +1,176 @@
+"""The endpoints of the HTTP side: what each route answers.
+
+Reads use their own read-only SQLite connections (a small pool); nothing here writes except
+``DELETE /api/runs/<correlator>``, which needs the admin token. Endpoints are plain functions:
+Starlette runs them in its thread pool, so a slow query never holds up the event loop.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import logging
+import queue
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from importlib import resources
+from typing import Any
+
+import orjson
+from attrs import define, field
+from prometheus_client import CollectorRegistry
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ._health import Health
+from ._http_params import LIMIT, PRODUCT, correlator
+from ._openapi import openapi_document
+from ._prometheus import exposition
+from ._store import SQLiteStore
+
+__all__ = ["HTTPContext", "json_response"]
+
+logger = logging.getLogger("telemetry_sdk.collector")
+
+_POOL_SIZE = 8
+_STATIC_TYPES = {
+    "html": "text/html; charset=utf-8",
+    "js": "text/javascript; charset=utf-8",
+    "css": "text/css; charset=utf-8",
+}
+
+
+@define
+class HTTPContext:
+    """What the endpoints need: the database, the metrics, the admin token and the health."""
+
+    db_path: str
+    registry: CollectorRegistry
+    admin_token: str | None
+    writable: Callable[[], SQLiteStore]
+    healthy: Callable[[], Health]
+    _readers: queue.SimpleQueue[SQLiteStore] = field(factory=queue.SimpleQueue)
+
+    @contextmanager
+    def reader(self) -> Iterator[SQLiteStore]:
+        """A read-only store from the pool."""
+        try:
+            store = self._readers.get_nowait()
+        except queue.Empty:
+            store = SQLiteStore.open(self.db_path, readonly=True)
+        try:
+            yield store
+        finally:
+            if self._readers.qsize() < _POOL_SIZE:
+                self._readers.put(store)
+            else:
+                store.close()
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        while True:
+            try:
+                self._readers.get_nowait().close()
+            except queue.Empty:
+                break
+
+
+def json_response(status: int, data: Any, headers: Mapping[str, str] | None = None) -> Response:
+    """A JSON response."""
+    return Response(orjson.dumps(data), status, headers, "application/json")
+
+
+def error(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
+    """The API's one error shape: ``{"error": message}``."""
+    return json_response(status, {"error": message}, headers)
+
+
+def _context(request: Request) -> HTTPContext:
+    context: HTTPContext = request.app.state.context
+    return context
+
+
+@functools.cache
+def _asset(name: str) -> bytes:
+    return resources.files(__package__).joinpath("static", name).read_bytes()
+
+
+def static(request: Request) -> Response:
+    """The dashboard page and its assets, from the package (read once)."""
+    name = request.url.path.rpartition("/")[2] or "index.html"
+    return Response(_asset(name), 200, media_type=_STATIC_TYPES[name.rpartition(".")[2]])
+
+
+def healthz(request: Request) -> Response:
+    """200 while the collector can ingest, 503 with the reasons otherwise."""
+    health = _context(request).healthy()
+    return json_response(health.status, health.body)
+
+
+def metrics(request: Request) -> Response:
+    """Every counter, in the format the scraper asked for."""
+    body, content_type = exposition(_context(request).registry, request.headers.get("accept"))
+    return Response(body, 200, media_type=content_type)
+
+
+def openapi(request: Request) -> Response:
+    """The OpenAPI document of this API."""
+    return Response(openapi_document(), 200, media_type="application/json")
+
+
+def products(request: Request) -> Response:
+    """Every product with its runs and points."""
+    with _context(request).reader() as store:
+        return json_response(200, {"products": store.products()})
+
+
+def _product(store: SQLiteStore, request: Request) -> str:
+    product = PRODUCT.read(request.query_params)
+    if product is None:
+        known = store.products()
+        product = known[0]["product"] if known else ""
+    return product
+
+
+def leaderboard(request: Request) -> Response:
+    """The ranked projects of one product."""
+    limit = LIMIT.read(request.query_params)
+    with _context(request).reader() as store:
+        product = _product(store, request)
+        rows = store.leaderboard(product, limit)
+    return json_response(200, {"product": product, "leaderboard": rows})
+
+
+def stats(request: Request) -> Response:
+    """The charts of one product."""
+    with _context(request).reader() as store:
+        return json_response(200, store.stats(_product(store, request)))
+
+
+def get_run(request: Request) -> Response:
+    """Everything held about one run."""
+    key = correlator(request.path_params["correlator"])
+    with _context(request).reader() as store:
+        run = store.get_run(key)
+    return error(404, "no such run") if run is None else json_response(200, run)
+
+
+def delete_run(request: Request) -> Response:
+    """Delete one run from every view; needs ``Authorization: Bearer <admin token>``."""
+    context = _context(request)
+    if context.admin_token is None:
+        return error(
+            403,
+            "deletion over HTTP is off: start the collector with --admin-token-file, "
+            "or use 'telemetry-sdk collector delete'",
+        )
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    # Compared in constant time, as bytes (compare_digest refuses non-ASCII text).
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        value.strip().encode(), context.admin_token.encode()
+    ):
+        return error(401, "a valid admin token is needed", {"WWW-Authenticate": "Bearer"})
+    key = correlator(request.path_params["correlator"])
+    deleted = context.writable().delete_run(key)
+    logger.info("deleted run %s on request (%d records)", key, deleted)
+    return json_response(200 if deleted else 404, {"correlator": key, "deleted": deleted})

@@ -1,0 +1,251 @@
+"""The OpenAPI 3.1 document of the collector's HTTP API, served at ``/openapi.json``.
+
+Parameters come from their declarations in ``_http_params``; the response shapes are those
+``SQLiteStore`` returns. ``tests/test_http_openapi.py`` fuzzes the live API against this document.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import orjson
+
+from ._health import REASONS as HEALTH_REASONS
+from ._http_params import CORRELATOR, LIMIT, PRODUCT, UUID_PATTERN, IntParam, TextParam
+
+__all__ = ["openapi_document"]
+
+_VERSION = "1"
+
+
+def _obj(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": sorted(required),
+        "properties": {**required, **(optional or {})},
+    }
+
+
+def _nullable(kind: str) -> dict[str, Any]:
+    return {"type": [kind, "null"]}
+
+
+_INT = {"type": "integer", "minimum": 0}
+_COUNT_LIST = {
+    "type": "array",
+    "items": _obj({"name": {"type": "string"}, "runs": _INT}),
+}
+_ERROR = _obj({"error": {"type": "string"}})
+_CLOSE_FIELDS = {
+    "project": _nullable("string"),
+    "close_components": {},
+    "end": _nullable("integer"),
+    "execution_time": _nullable("number"),
+    "app_count": _nullable("integer"),
+    "app_fails": _nullable("integer"),
+    "received_day": {"type": "string", "format": "date"},
+}
+_RUN_ROW = _obj(
+    {
+        **_CLOSE_FIELDS,
+        "product": {"type": "string"},
+        "version": _nullable("string"),
+        "python_v": _nullable("string"),
+        "platform": _nullable("string"),
+        "level": _nullable("integer"),
+        "components": {},
+        "start": _nullable("integer"),
+        "has_start": {"type": "boolean"},
+        "has_close": {"type": "boolean"},
+    }
+)
+_SCHEMAS: dict[str, Any] = {
+    "Error": _ERROR,
+    "Health": _obj(
+        {
+            "status": {"type": "string", "enum": ["ok", "unhealthy"]},
+            "reasons": {
+                "type": "array",
+                "items": {"type": "string", "enum": list(HEALTH_REASONS)},
+            },
+            "writer": {"type": "string", "enum": ["up", "down"]},
+            "queue": _obj({"waiting": _INT, "cap": _INT}),
+            "last_write_success_age_seconds": _nullable("number"),
+            "last_write_error_age_seconds": _nullable("number"),
+            "held_closes": _INT,
+            "lost": _INT,
+        }
+    ),
+    "Products": _obj(
+        {
+            "products": {
+                "type": "array",
+                "items": _obj({"product": {"type": "string"}, "runs": _INT, "points": _INT}),
+            }
+        }
+    ),
+    "Leaderboard": _obj(
+        {
+            "product": {"type": "string"},
+            "leaderboard": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "rank": {"type": "integer", "minimum": 1},
+                        "project": {"type": "string"},
+                        "points": _INT,
+                        "runs": _INT,
+                    }
+                ),
+            },
+        }
+    ),
+    "Stats": _obj(
+        {
+            "product": {"type": "string"},
+            "runs": _INT,
+            "points": _INT,
+            "levels": _obj({"1": _INT, "2": _INT, "3": _INT}),
+            "runs_per_day": {
+                "type": "array",
+                "items": _obj({"day": {"type": "string", "format": "date"}, "runs": _INT}),
+            },
+            "versions": _COUNT_LIST,
+            "python_versions": _COUNT_LIST,
+            "platforms": _COUNT_LIST,
+            "components": _COUNT_LIST,
+            "apps": _obj(
+                {
+                    "runs": _INT,
+                    "apps": _INT,
+                    "failures": _INT,
+                    "failure_rate": {"type": "number", "minimum": 0},
+                }
+            ),
+            "execution_time": {
+                "type": "array",
+                "items": _obj({"bucket": {"type": "string"}, "runs": _INT}),
+            },
+        }
+    ),
+    "Run": _obj(
+        {
+            "correlator": {"type": "string", "format": "uuid"},
+            "runs": {"type": "array", "items": _RUN_ROW},
+            "pending_close": {"oneOf": [{"type": "null"}, _obj(_CLOSE_FIELDS)]},
+        }
+    ),
+    "Deleted": _obj({"correlator": {"type": "string", "format": "uuid"}, "deleted": _INT}),
+}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(description: str, schema: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+def _query(param: IntParam | TextParam) -> dict[str, Any]:
+    return {
+        "name": param.name,
+        "in": "query",
+        "required": False,
+        "description": param.description,
+        "schema": param.schema(),
+    }
+
+
+_CORRELATOR_PARAM = {
+    "name": CORRELATOR,
+    "in": "path",
+    "required": True,
+    "description": "The run's correlator, a lower-case UUID.",
+    "schema": {"type": "string", "pattern": UUID_PATTERN},
+}
+#: Every operation can answer these: a request with a body (400), a server fault (500) and,
+#: beyond the connection cap, 503.
+_ALWAYS = {
+    "400": _json("Bad request: a malformed parameter, or a request body.", "Error"),
+    "500": _json("Internal error (logged without the client's address).", "Error"),
+    "503": _json("Too many connections; retry later.", "Error"),
+}
+
+
+def _get(summary: str, ok: dict[str, Any], *params: dict[str, Any], **more: Any) -> Any:
+    responses = {"200": ok, **_ALWAYS, **more}
+    return {"get": {"summary": summary, "parameters": list(params), "responses": responses}}
+
+
+def _document() -> dict[str, Any]:
+    run_path = {
+        **_get(
+            "Everything held about one run.",
+            _json("The run, per product, and a close waiting for its start.", "Run"),
+            _CORRELATOR_PARAM,
+            **{"404": _json("Nothing is held about this run.", "Error")},
+        ),
+        "delete": {
+            "summary": "Delete one run from every view.",
+            "security": [{"admin": []}],
+            "parameters": [_CORRELATOR_PARAM],
+            "responses": {
+                "200": _json("Deleted.", "Deleted"),
+                **_ALWAYS,
+                "401": _json("No valid admin token.", "Error"),
+                "403": _json("Deletion over HTTP is off (no admin token configured).", "Error"),
+                "404": _json("Nothing was held about this run.", "Deleted"),
+            },
+        },
+    }
+    health = _json("The collector can receive and write.", "Health")
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "telemetry-sdk collector",
+            "version": _VERSION,
+            "description": "Usage data received by a telemetry-sdk collector. Read-only, "
+            "except deletion of a run with the admin token.",
+        },
+        "paths": {
+            "/api/products": _get(
+                "Every product with its runs and points.", _json("Products.", "Products")
+            ),
+            "/api/leaderboard": _get(
+                "Projects of one product ranked by points.",
+                _json("The leaderboard.", "Leaderboard"),
+                _query(PRODUCT),
+                _query(LIMIT),
+            ),
+            "/api/stats": _get(
+                "Runs per day, versions, platforms, components, apps and run times.",
+                _json("The charts of one product.", "Stats"),
+                _query(PRODUCT),
+            ),
+            "/api/runs/{correlator}": run_path,
+            "/healthz": _get(
+                "Whether the collector can receive and write.",
+                health,
+                **{"503": _json("The collector cannot ingest now.", "Health")},
+            ),
+            "/metrics": _get(
+                "Counters in the Prometheus text format.",
+                {
+                    "description": "Prometheus exposition.",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                },
+            ),
+        },
+        "components": {
+            "schemas": _SCHEMAS,
+            "securitySchemes": {"admin": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+@functools.cache
+def openapi_document() -> bytes:
+    """The document as JSON bytes (built once)."""
+    return orjson.dumps(_document())

@@ -1,0 +1,83 @@
+"""The OpenAPI document at /openapi.json, and the live API fuzzed against it with schemathesis."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import schemathesis
+from _collector_support import CollectorProcess, close_message, datagram, start_message
+from hypothesis import HealthCheck, given, settings
+from schemathesis.core.failures import FailureGroup
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "fuzzing-token-0123456789"
+
+
+@pytest.fixture(scope="module")
+def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorProcess]:
+    """A collector holding a few runs, with an admin token."""
+    directory = tmp_path_factory.mktemp("openapi")
+    token = directory / "token"
+    token.write_text(TOKEN)
+    token.chmod(0o600)
+    process = CollectorProcess(directory, "--admin-token-file", str(token)).start()
+    for level in (1, 3):
+        message = start_message(tracking_level=level, project_name=f"fuzz-{level}")
+        process.send(datagram(message), datagram(close_message(message.correlator)))
+    process.wait_processed(4)
+    yield process
+    process.kill()
+
+
+def base_url(collector: CollectorProcess) -> str:
+    return f"http://{collector.http[0]}:{collector.http[1]}"
+
+
+class TestDocument:
+    def test_every_api_route_is_described(self, collector: CollectorProcess) -> None:
+        """/openapi.json is OpenAPI 3 and lists every documented route and method."""
+        document = collector.get("/openapi.json").json()
+        assert document["openapi"].startswith("3.")
+        methods = {path: set(item) for path, item in document["paths"].items()}
+        assert methods == {
+            "/api/products": {"get"},
+            "/api/leaderboard": {"get"},
+            "/api/stats": {"get"},
+            "/api/runs/{correlator}": {"get", "delete"},
+            "/healthz": {"get"},
+            "/metrics": {"get"},
+        }
+        leaderboard = document["paths"]["/api/leaderboard"]["get"]
+        assert {p["name"] for p in leaderboard["parameters"]} == {"product", "limit"}
+
+
+class TestFuzz:
+    def test_live_api_conforms_to_its_document(
+        self, collector: CollectorProcess, tmp_path: Path
+    ) -> None:
+        """Generated requests to every operation: no 5xx, every response matches the document."""
+        schema = schemathesis.openapi.from_url(base_url(collector) + "/openapi.json")
+        operations = [result.ok() for result in schema.get_all_operations()]
+        assert len(operations) == 7
+        failures: list[str] = []
+        for operation in operations:
+
+            @given(case=operation.as_strategy())
+            @settings(
+                max_examples=25,
+                deadline=None,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )
+            def check(case: schemathesis.Case) -> None:
+                case.call_and_validate(base_url=base_url(collector))
+
+            try:
+                check()
+            except (FailureGroup, AssertionError) as exc:
+                failures.append(f"{operation.label}: {exc}")
+        assert failures == []
+        assert "Traceback" not in collector.log()
