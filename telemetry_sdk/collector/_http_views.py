@@ -1,6 +1,6 @@
 """The endpoints of the HTTP side: what each route answers.
 
-Reads use their own read-only SQLite connections (a small pool); nothing here writes except
+Reads use their own read-only stores (a small pool); nothing here writes except
 ``DELETE /api/runs/<correlator>``, which needs the admin token. Endpoints are plain functions:
 Starlette runs them in its thread pool, so a slow query never holds up the event loop.
 """
@@ -23,12 +23,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ._health import Health
-from ._http_params import LIMIT, PRODUCT, correlator
+from ._http_params import LIMIT, PRODUCT, SINCE, UNTIL, BadParameterError, correlator
 from ._openapi import openapi_document
+from ._period import Period
+from ._period_api import ANSWERS, Answer
+from ._period_views import leaderboard as period_leaderboard
+from ._period_views import period_stats, resolve_period
 from ._prometheus import exposition
-from ._store import SQLiteStore
+from ._store import Store, open_store
 
-__all__ = ["HTTPContext", "json_response"]
+__all__ = ["HTTPContext", "answer_endpoint", "json_response"]
 
 logger = logging.getLogger("telemetry_sdk.collector")
 
@@ -37,6 +41,7 @@ _STATIC_TYPES = {
     "html": "text/html; charset=utf-8",
     "js": "text/javascript; charset=utf-8",
     "css": "text/css; charset=utf-8",
+    "svg": "image/svg+xml",
 }
 
 
@@ -44,20 +49,23 @@ _STATIC_TYPES = {
 class HTTPContext:
     """What the endpoints need: the database, the metrics, the admin token and the health."""
 
+    #: The database the views read (a path or URL; see ``open_store``).
     db_path: str
     registry: CollectorRegistry
     admin_token: str | None
-    writable: Callable[[], SQLiteStore]
+    writable: Callable[[], Store]
     healthy: Callable[[], Health]
-    _readers: queue.SimpleQueue[SQLiteStore] = field(factory=queue.SimpleQueue)
+    #: The UDP port SDKs send to, for the dashboard's empty state; ``None``: unknown.
+    udp_port: int | None = None
+    _readers: queue.SimpleQueue[Store] = field(factory=queue.SimpleQueue)
 
     @contextmanager
-    def reader(self) -> Iterator[SQLiteStore]:
+    def reader(self) -> Iterator[Store]:
         """A read-only store from the pool."""
         try:
             store = self._readers.get_nowait()
         except queue.Empty:
-            store = SQLiteStore.open(self.db_path, readonly=True)
+            store = open_store(self.db_path, readonly=True)
         try:
             yield store
         finally:
@@ -119,32 +127,82 @@ def openapi(request: Request) -> Response:
 
 
 def products(request: Request) -> Response:
-    """Every product with its runs and points."""
-    with _context(request).reader() as store:
-        return json_response(200, {"products": store.products()})
+    """Every product with its runs and points, and the UDP port SDKs send to."""
+    context = _context(request)
+    with context.reader() as store:
+        found = [p.to_json() for p in store.products()]
+    return json_response(200, {"products": found, "udp_port": context.udp_port})
 
 
-def _product(store: SQLiteStore, request: Request) -> str:
+def _product(store: Store, request: Request) -> str:
     product = PRODUCT.read(request.query_params)
     if product is None:
         known = store.products()
-        product = known[0]["product"] if known else ""
+        product = known[0].product if known else ""
     return product
 
 
+def _period(store: Store, request: Request, product: str) -> tuple[Period, bool]:
+    """The period asked for, and whether it is all time (neither end given)."""
+    since = SINCE.read(request.query_params)
+    until = UNTIL.read(request.query_params)
+    if since is not None and until is not None and until < since:
+        raise BadParameterError(f"until ({until}) is before since ({since})")
+    try:
+        period = store.view(resolve_period, product, since, until)
+    except ValueError as exc:  # since after the default until (today)
+        raise BadParameterError(str(exc)) from None
+    return period, since is None and until is None
+
+
+def _covering(product: str, period: Period) -> dict[str, Any]:
+    return {
+        "product": product,
+        "since": period.since.isoformat(),
+        "until": period.until.isoformat(),
+    }
+
+
 def leaderboard(request: Request) -> Response:
-    """The ranked projects of one product."""
+    """The ranked projects of one product, in a period (all time without one)."""
     limit = LIMIT.read(request.query_params)
     with _context(request).reader() as store:
         product = _product(store, request)
-        rows = store.leaderboard(product, limit)
-    return json_response(200, {"product": product, "leaderboard": rows})
+        period, all_time = _period(store, request, product)
+        # All time reads the all-time rollup; a period sums its days.
+        if all_time:
+            rows = store.leaderboard(product, limit)
+        else:
+            rows = store.view(period_leaderboard, product, period, limit)
+    return json_response(
+        200, {**_covering(product, period), "leaderboard": [r.to_json() for r in rows]}
+    )
 
 
 def stats(request: Request) -> Response:
-    """The charts of one product."""
+    """The charts of one product, in a period (all time without one)."""
     with _context(request).reader() as store:
-        return json_response(200, store.stats(_product(store, request)))
+        product = _product(store, request)
+        period, all_time = _period(store, request, product)
+        found = store.stats(product) if all_time else store.view(period_stats, product, period)
+    return json_response(200, {**found.to_json(), **_covering(product, period)})
+
+
+def answer_endpoint(answer: Answer) -> Callable[[Request], Response]:
+    """The endpoint serving one period answer (``_period_api.ANSWERS``)."""
+
+    def endpoint(request: Request) -> Response:
+        with _context(request).reader() as store:
+            product = _product(store, request)
+            period, _ = _period(store, request, product)
+            return json_response(200, answer(store, product, period))
+
+    endpoint.__doc__ = answer.__doc__
+    return endpoint
+
+
+#: Path -> endpoint of every period answer.
+ANSWER_ENDPOINTS = {path: answer_endpoint(answer) for path, answer in ANSWERS.items()}
 
 
 def get_run(request: Request) -> Response:
@@ -152,7 +210,7 @@ def get_run(request: Request) -> Response:
     key = correlator(request.path_params["correlator"])
     with _context(request).reader() as store:
         run = store.get_run(key)
-    return error(404, "no such run") if run is None else json_response(200, run)
+    return error(404, "no such run") if run is None else json_response(200, run.to_json())
 
 
 def delete_run(request: Request) -> Response:

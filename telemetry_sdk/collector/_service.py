@@ -39,7 +39,7 @@ from ._options import (
 from ._prometheus import registry_for
 from ._ratelimit import Limit, RateLimiter
 from ._receiver import Receiver
-from ._store import LegacyJSONStore, Store, open_store, shown_url
+from ._store import Store, open_store, shown_url
 from ._writer import HELD_CLOSE_TTL, Writer, WriterProcess
 
 __all__ = ["Collector", "CollectorSettings", "ListenError", "parse_address"]
@@ -339,7 +339,7 @@ class Collector:
     settings: CollectorSettings
     metrics: Metrics = field(factory=Metrics)
     _store: Store | None = None
-    _admin_store: LegacyJSONStore | None = None
+    _admin_store: Store | None = None
     _admin_lock: threading.Lock = field(factory=threading.Lock)
     _writer: Writer | WriterProcess | None = None
     _receiver: Receiver | None = None
@@ -476,6 +476,7 @@ class Collector:
         settings = self.settings
         self._http_context = HTTPContext(
             db_path=settings.read_db or settings.db,
+            udp_port=self.udp_address[1],
             registry=registry_for(self.metrics),
             admin_token=settings.admin_token,
             writable=self._admin,
@@ -490,10 +491,10 @@ class Collector:
             self.stop()
             raise ListenError("http", address, exc) from exc
 
-    def _admin(self) -> LegacyJSONStore:
+    def _admin(self) -> Store:
         with self._admin_lock:
             if self._admin_store is None:
-                self._admin_store = LegacyJSONStore(open_store(self.settings.db))
+                self._admin_store = open_store(self.settings.db)
             return self._admin_store
 
     def stop(self) -> None:

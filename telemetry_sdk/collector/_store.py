@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from attrs import define, frozen
+from attrs import frozen
 
 from .._errors import TelemetryError
 from ._ingest import Record
@@ -22,8 +22,6 @@ from ._store_views import LeaderboardRow, ProductStats, ProductTotals, RunDetail
 
 __all__ = [
     "SCHEMA_VERSION",
-    "LegacyJSONStore",
-    "SQLiteStore",
     "Store",
     "StoreError",
     "WriteResult",
@@ -174,45 +172,3 @@ def open_store(
         msg = f"a SQLite URL is sqlite:///PATH (three slashes, then the path), got {text!r}"
         raise StoreError(msg)
     return Engine.open(text, readonly=readonly, migrate=migrate, create=create)
-
-
-@define
-class LegacyJSONStore:
-    """A store whose views answer JSON-ready dicts, for ``collector/_http.py`` (which goes
-    with the move of the HTTP side to ASGI, taking this adapter with it)."""
-
-    store: Store
-
-    @classmethod
-    def open(cls, url: str | Path, *, readonly: bool = False) -> LegacyJSONStore:
-        """Open ``url`` through ``open_store``."""
-        return cls(open_store(url, readonly=readonly))
-
-    def products(self) -> list[dict[str, Any]]:
-        """As ``Store.products``, in JSON form."""
-        return [p.to_json() for p in self.store.products()]
-
-    def leaderboard(self, product: str, limit: int = 50) -> list[dict[str, Any]]:
-        """As ``Store.leaderboard``, in JSON form."""
-        return [r.to_json() for r in self.store.leaderboard(product, limit)]
-
-    def stats(self, product: str) -> dict[str, Any]:
-        """As ``Store.stats``, in JSON form."""
-        return self.store.stats(product).to_json()
-
-    def get_run(self, correlator: str) -> dict[str, Any] | None:
-        """As ``Store.get_run``, in JSON form."""
-        run = self.store.get_run(correlator)
-        return None if run is None else run.to_json()
-
-    def delete_run(self, correlator: str) -> int:
-        """As ``Store.delete_run``."""
-        return self.store.delete_run(correlator)
-
-    def close(self) -> None:
-        """Release the store."""
-        self.store.close()
-
-
-#: The name ``collector/_http.py`` imports.
-SQLiteStore = LegacyJSONStore
