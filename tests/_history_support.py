@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import random
 import uuid
+from collections import Counter, defaultdict
 
 import attrs
 from _collector_support import close_message, start_message
@@ -109,3 +110,40 @@ def load(store: SQLiteStore, runs: list[Run]) -> None:
         batch.extend(records(run))
     for i in range(0, len(batch), 500):
         store.write_batch(batch[i : i + 500])
+
+
+def expected_board(runs: list[Run], first: int, last: int) -> list[tuple[int, str, int, int]]:
+    """(rank, project, points, runs) counted from ``runs`` started on days first..last."""
+    points: Counter[str] = Counter()
+    count: Counter[str] = Counter()
+    for run in runs:
+        if run.project is not None and first <= run.day <= last:
+            points[run.project] += run.points
+            count[run.project] += 1
+    ordered = sorted(points, key=lambda p: (-points[p], -count[p], p))
+    out: list[tuple[int, str, int, int]] = []
+    for i, name in enumerate(ordered):
+        rank = out[-1][0] if out and out[-1][2] == points[name] else i + 1
+        out.append((rank, name, points[name], count[name]))
+    return out
+
+
+def expected_upgrades(runs: list[Run], last: int) -> dict[str, tuple[datetime.date, int | None]]:
+    """Version -> (first day, days until it carried half of a trailing week's runs)."""
+    per_day: dict[int, Counter[str]] = defaultdict(Counter)
+    for run in runs:
+        per_day[run.day][run.version] += 1
+    out = {}
+    for version in sorted({r.version for r in runs if r.day <= last}):
+        first = min(r.day for r in runs if r.version == version)
+        half = None
+        for day in range(first, last + 1):
+            week = [per_day[d] for d in range(day - 6, day + 1)]
+            if 2 * sum(c[version] for c in week) >= sum(sum(c.values()) for c in week):
+                half = day
+                break
+        out[version] = (
+            datetime.date(1970, 1, 1) + datetime.timedelta(days=first),
+            None if half is None else half - first,
+        )
+    return out

@@ -5,13 +5,21 @@ from __future__ import annotations
 import datetime
 import sqlite3
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
 import pytest
-from _history_support import FIRST_DAY, Run, history, load, records
+from _history_support import (
+    FIRST_DAY,
+    Run,
+    expected_board,
+    expected_upgrades,
+    history,
+    load,
+    records,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -42,21 +50,6 @@ def board(store: SQLiteStore, limit: int, window: Period) -> list[dict[str, obje
 
 def period(first: int, last: int) -> Period:
     return Period(date_of(first), date_of(last))
-
-
-def expected_board(runs: list[Run], first: int, last: int) -> list[tuple[int, str, int, int]]:
-    points: Counter[str] = Counter()
-    count: Counter[str] = Counter()
-    for run in runs:
-        if run.project is not None and first <= run.day <= last:
-            points[run.project] += run.points
-            count[run.project] += 1
-    ordered = sorted(points, key=lambda p: (-points[p], -count[p], p))
-    out = []
-    for i, name in enumerate(ordered):
-        rank = out[-1][0] if out and out[-1][2] == points[name] else i + 1
-        out.append((rank, name, points[name], count[name]))
-    return out
 
 
 class TestPeriods:
@@ -152,20 +145,7 @@ class TestAnswers:
         runs = history()
         load(store, runs)
         last = FIRST_DAY + 59
-        per_day: dict[int, Counter[str]] = defaultdict(Counter)
-        for run in runs:
-            per_day[run.day][run.version] += 1
-        expected = {}
-        for version in ("1.0.0", "1.1.0", "1.2.0"):
-            first = min(r.day for r in runs if r.version == version)
-            half = None
-            for day in range(first, last + 1):
-                week = [per_day[d] for d in range(day - 6, day + 1)]
-                mine = sum(c[version] for c in week)
-                if 2 * mine >= sum(sum(c.values()) for c in week):
-                    half = day
-                    break
-            expected[version] = (date_of(first), None if half is None else half - first)
+        expected = expected_upgrades(runs, last)
         got = store.view(releases, "minflow", period(FIRST_DAY, last))
         assert {r.version: (r.first_day, r.days) for r in got} == expected
         assert expected["1.1.0"][1] is not None
