@@ -12,9 +12,9 @@ import uuid
 from collections import Counter, defaultdict
 
 import attrs
-from _collector_support import close_message, start_message
+from _collector_support import close_message, datagram, start_message
 
-from telemetry_sdk._wire import Component
+from telemetry_sdk._wire import CloseMessage, Component, StartMessage
 from telemetry_sdk.collector import Record, SQLiteStore, record_from_message
 from telemetry_sdk.collector._period import day_number
 
@@ -42,48 +42,50 @@ class Run:
         return 2 if self.level == 3 else 1
 
 
-def records(run: Run, received_late: int = 0) -> list[Record]:
-    """The run's datagrams as the collector records them (received ``received_late`` days on)."""
+def messages(run: Run) -> list[StartMessage | CloseMessage]:
+    """The messages the SDK sends for the run."""
     start_s = run.day * DAY_S + 3600
-    received = start_s + received_late * DAY_S
-    out = [
-        record_from_message(
-            start_message(
-                correlator=run.correlator,
-                version=run.version,
-                python_v=run.python,
-                tracking_level=run.level,
-                project_name=run.project,
-                components=tuple(Component(c) for c in run.components),
-                start=start_s,
-            ),
-            received,
+    out: list[StartMessage | CloseMessage] = [
+        start_message(
+            correlator=run.correlator,
+            version=run.version,
+            python_v=run.python,
+            tracking_level=run.level,
+            project_name=run.project,
+            components=tuple(Component(c) for c in run.components),
+            start=start_s,
         )
     ]
     if run.closed:
         out.append(
-            record_from_message(
-                close_message(
-                    run.correlator,
-                    version=run.version,
-                    end=start_s + 60,
-                    components=(
-                        Component("minflow", {"app_count": run.apps, "app_fails": run.fails}),
-                    ),
-                ),
-                received + 60,
+            close_message(
+                run.correlator,
+                version=run.version,
+                end=start_s + 60,
+                components=(Component("minflow", {"app_count": run.apps, "app_fails": run.fails}),),
             )
         )
     return out
 
 
-def history(seed: int = 7, days: int = 60) -> list[Run]:
+def datagrams(run: Run) -> list[bytes]:
+    """The run's datagrams, as sent over UDP."""
+    return [datagram(m) for m in messages(run)]
+
+
+def records(run: Run, received_late: int = 0) -> list[Record]:
+    """The run's messages as the collector records them (received ``received_late`` days on)."""
+    received = run.day * DAY_S + 3600 + received_late * DAY_S
+    return [record_from_message(m, received + 60 * i) for i, m in enumerate(messages(run))]
+
+
+def history(seed: int = 7, days: int = 60, first_day: int = FIRST_DAY) -> list[Run]:
     """Releases every 20 days taking over the runs, one failing badly, projects coming and going."""
     rng = random.Random(seed)
     versions = ["1.0.0", "1.1.0", "1.2.0"]
     out: list[Run] = []
     for offset in range(days):
-        day = FIRST_DAY + offset
+        day = first_day + offset
         released = versions[: offset // 20 + 1]
         for _ in range(rng.randint(4, 9)):
             # The newest release takes a growing share of its release's days.

@@ -148,7 +148,8 @@ def counts(query: Query, product: str, kind: str, period: Period) -> list[Count]
 
 
 def series(query: Query, product: str, kind: str, period: Period) -> Series:
-    """Runs per day or week of the largest ``SERIES_NAMES`` names of ``kind``.
+    """Runs per day or week of the largest ``SERIES_NAMES`` names of ``kind``, in the order
+    they first appear in the period.
 
     For versions and Python versions ``other`` is every other run (runs that sent no
     version included); for components, the other components' runs.
@@ -163,7 +164,14 @@ def series(query: Query, product: str, kind: str, period: Period) -> Series:
         for key, runs in slot.items():
             by_name[key] = by_name.get(key, 0) + runs
     ranked = sorted(by_name.items(), key=lambda item: (-item[1], item[0]))
-    names = [k for k, runs in ranked if runs > 0][:SERIES_NAMES]
+    largest = {k for k, runs in ranked[:SERIES_NAMES] if runs > 0}
+    # Drawn (and listed) in the order they first appear: releases stack oldest first.
+    first_seen: dict[str, int] = {}
+    for start in sorted(per_bucket):
+        for key in sorted(per_bucket[start]):
+            if key in largest and per_bucket[start][key] > 0:
+                first_seen.setdefault(key, start)
+    names = sorted(first_seen, key=lambda k: (first_seen[k], -by_name[k], k))
     all_runs: dict[int, int] = {}
     for day, _, runs in _days(query, product, "total", period):
         start = bucket_start(day, bucket)

@@ -62,8 +62,8 @@ class SeriesPoint:
 class Series:
     """Runs per day or week of the largest few names; the rest add up in ``other``.
 
-    ``names`` are the largest first (by runs over the period); every point carries a count
-    for every name (0 when absent).
+    ``names`` are the largest few (by runs over the period), in the order they first appear;
+    every point carries a count for every name (0 when absent).
     """
 
     kind: str

@@ -110,12 +110,21 @@ function dataTable(container, caption, headings, rows) {
     body.appendChild(tr);
   }
   table.appendChild(body);
-  details.appendChild(table);
+  // A wide table scrolls inside its box; the page itself never does.
+  const scroller = element("div", { class: "table-scroll", tabindex: "0", role: "region", "aria-label": caption });
+  scroller.appendChild(table);
+  details.appendChild(scroller);
   container.appendChild(details);
 }
 
-const W = 640;
+// Charts are drawn at the width they are shown at, so that 12 px text stays 12 px.
+let W = 640;
 const H = 260;
+
+function fitWidth(container) {
+  const shown = Math.floor(container.getBoundingClientRect().width);
+  W = Math.max(280, shown || 640);
+}
 const PAD = { left: 58, right: 14, top: 12, bottom: 46 };
 
 function axes(svg, xLabel, yLabel, ticks) {
@@ -169,6 +178,7 @@ function stackedChart(container, series, options) {
     return;
   }
   clear(container);
+  fitWidth(container);
   const names = [...series.names, "other"];
   const colours = [...PALETTE.slice(0, series.names.length), OTHER];
   const values = points.map((p) => [...series.names.map((n) => p.counts[n] || 0), p.other]);
@@ -250,9 +260,11 @@ function barChart(container, items, options) {
     return;
   }
   clear(container);
+  fitWidth(container);
   const format = options.format || number;
   const rowHeight = 24;
-  const labelWidth = 170;
+  const labelWidth = Math.min(170, Math.round(W * 0.32));
+  const labelChars = Math.max(8, Math.floor(labelWidth / 7));
   const right = 70;
   const height = rows.length * rowHeight + 44;
   const max = options.max || niceMax(Math.max(...rows.map((item) => item.value)));
@@ -273,7 +285,7 @@ function barChart(container, items, options) {
     const y = index * rowHeight + 2;
     const length = Math.max(1, (item.value / max) * span);
     const group = svgElement("g", { class: "datum" });
-    group.appendChild(svgElement("text", { x: labelWidth - 6, y: y + 15, "text-anchor": "end" }, shorten(item.name, 24)));
+    group.appendChild(svgElement("text", { x: labelWidth - 6, y: y + 15, "text-anchor": "end" }, shorten(item.name, labelChars)));
     group.appendChild(
       svgElement("rect", { class: item.bad ? "bar bad" : "bar", x: labelWidth, y: y + 4, width: length.toFixed(1), height: rowHeight - 8 }),
     );
@@ -298,6 +310,7 @@ function runsChart(container, days, period) {
     return;
   }
   clear(container);
+  fitWidth(container);
   const t0 = Date.parse(`${period.since}T00:00:00Z`);
   const t1 = Date.parse(`${period.until}T00:00:00Z`);
   const spanT = Math.max(1, t1 - t0);
@@ -361,8 +374,8 @@ function renderUpgrades(answer) {
   for (const release of answer.releases) {
     const tr = element("tr");
     tr.appendChild(element("td", {}, release.version));
-    tr.appendChild(element("td", {}, release.first_day));
-    tr.appendChild(element("td", {}, release.half_day || "not yet"));
+    tr.appendChild(element("td", { class: "date" }, release.first_day));
+    tr.appendChild(element("td", { class: "date" }, release.half_day || "not yet"));
     tr.appendChild(element("td", { class: "num" }, release.days === null ? "not yet" : release.days));
     body.appendChild(tr);
   }
