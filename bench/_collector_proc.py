@@ -18,10 +18,10 @@ from _common import clean_env
 class CollectorProcess:
     """``python -m telemetry_sdk collector`` on free loopback ports, with a given database."""
 
-    def __init__(self, db: Path, workdir: Path, *extra: str) -> None:
+    def __init__(self, db: Path | str, workdir: Path, *extra: str, name: str = "collector") -> None:
         self.db = db
-        self.ready = workdir / "ready.json"
-        self.log = workdir / "collector.log"
+        self.ready = workdir / f"ready-{name}.json"
+        self.log = workdir / f"{name}.log"
         self.ready.unlink(missing_ok=True)
         cmd = [
             sys.executable,
@@ -178,8 +178,39 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def db_counts(db: Path) -> dict[str, int]:
+def is_postgres(db: Path | str) -> bool:
+    return str(db).startswith("postgresql://")
+
+
+def postgres_schema(base: str, name: str) -> str:
+    """A fresh schema ``name`` in the database at ``base`` (dropped first); its URL."""
+    import psycopg
+
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        conn.execute(f"CREATE SCHEMA {name}")
+    return f"{base}?options=-csearch_path%3D{name}"
+
+
+def drop_postgres_schema(base: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+
+def db_counts(db: Path | str) -> dict[str, int]:
     """Rows in the store: runs, runs with a close, pending closes."""
+    if is_postgres(db):
+        import psycopg
+
+        with psycopg.connect(str(db)) as pg:
+            runs, closed = pg.execute(
+                "SELECT count(*), count(*) FILTER (WHERE has_close) FROM runs"
+            ).fetchone()
+            pending = pg.execute("SELECT count(*) FROM pending_closes").fetchone()[0]
+        return {"runs": runs, "closed": closed, "pending": pending}
+    db = Path(db)
     conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
     try:
         runs, closed = conn.execute(
@@ -191,7 +222,19 @@ def db_counts(db: Path) -> dict[str, int]:
     return {"runs": runs, "closed": closed, "pending": pending}
 
 
-def file_mib(path: Path) -> float:
+def file_mib(path: Path | str) -> float:
+    """The database's size on disk (SQLite: the file and its -wal, -shm; PostgreSQL: the
+    tables and indexes of its schema)."""
+    if is_postgres(path):
+        import psycopg
+
+        with psycopg.connect(str(path)) as pg:
+            size = pg.execute(
+                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class AS c "
+                "JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = current_schema() AND c.relkind = 'r'"
+            ).fetchone()[0]
+        return float(size) / (1 << 20)
     total = 0
     for suffix in ("", "-wal", "-shm"):
         p = Path(str(path) + suffix)

@@ -8,8 +8,9 @@ The runs are spread the way real usage is: a few large products and a long tail
 (about 40 % of runs name none), levels 1-3 (40/25/35 %), four Python versions, three
 platforms, components from level 2 on, app counts and run times at level 3, and a close
 for 70 % of level-3 runs. Receipt days spread over the last 400 days. Correlators are
-random UUIDs, as the SDK sends them. Records go through ``SQLiteStore.write_batch`` (the
-writer thread's path, which keeps the rollup tables current) in batches of ``--batch``.
+random UUIDs, as the SDK sends them. Records go through the store's ``write_batch`` (the
+writer's path, which keeps the rollup tables current) in batches of ``--batch``, on SQLite
+or PostgreSQL (``--db postgresql://...``).
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _collector_proc import file_mib  # noqa: E402
+
 from telemetry_sdk._wire_rules import COUNT_MAX, DURATION_MAX  # noqa: E402
-from telemetry_sdk.collector import Record, SQLiteStore  # noqa: E402
+from telemetry_sdk.collector import Record, open_store  # noqa: E402
 
 DAY = 86400
 
@@ -74,10 +77,12 @@ def correlator(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
-def batches(runs: int, batch: int, seed: int, now: int) -> Iterator[list[Record]]:
+def batches(
+    runs: int, batch: int, seed: int, now: int, products: int = 60
+) -> Iterator[list[Record]]:
     """Yield lists of ``Record`` (starts, and closes right after their start) for ``runs`` runs."""
     rng = random.Random(seed)
-    u = Universe(rng)
+    u = Universe(rng, products)
     made = 0
     while made < runs:
         n = min(batch, runs - made)
@@ -150,15 +155,21 @@ def batches(runs: int, batch: int, seed: int, now: int) -> Iterator[list[Record]
 
 
 def fill(
-    db: Path, runs: int, *, batch: int = 5000, seed: int = 1, progress: bool = True
+    db: Path | str,
+    runs: int,
+    *,
+    batch: int = 5000,
+    seed: int = 1,
+    progress: bool = True,
+    products: int = 60,
 ) -> dict[str, float]:
     """Add ``runs`` runs to the database at ``db``; return counts and timings."""
-    store = SQLiteStore.open(db)
+    store = open_store(db)
     began = time.perf_counter()
     records = made = 0
     next_report = began + 10
     try:
-        for chunk in batches(runs, batch, seed, int(time.time())):
+        for chunk in batches(runs, batch, seed, int(time.time()), products):
             store.write_batch(chunk)
             records += len(chunk)
             made += sum(1 for r in chunk if r.kind == "start")
@@ -175,17 +186,20 @@ def fill(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--db", required=True, type=Path, help="SQLite database (created if missing)"
+        "--db",
+        required=True,
+        help="database URL: a SQLite file (created if missing) or postgresql://...",
+    )
+    parser.add_argument(
+        "--products", type=int, default=60, help="products (1: every run is minflow's)"
     )
     parser.add_argument("--runs", type=int, default=10_000_000)
     parser.add_argument("--batch", type=int, default=5000, help="records per write_batch")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
-    result = fill(args.db, args.runs, batch=args.batch, seed=seed)
-    size = sum(os.path.getsize(p) for p in (args.db, Path(f"{args.db}-wal")) if p.exists()) / (
-        1 << 20
-    )
+    result = fill(args.db, args.runs, batch=args.batch, seed=seed, products=args.products)
+    size = file_mib(args.db)
     print(
         f"{result['runs']:,} runs ({result['records']:,} records) in {result['seconds']:,.1f} s: "
         f"{result['runs_per_s']:,.0f} runs/s; database {size:,.0f} MiB"

@@ -70,7 +70,7 @@ def seed_datagrams(count: int) -> list[bytes]:
             tracking_level=3,
             end=now,
             execution_time=float(i % 500),
-            components=(Component("benchflow", {"app_count": i % 9, "app_fails": i % 2}),),
+            components=(Component("benchflow", {"app_count": i % 9 + 1, "app_fails": i % 2}),),
         )
         out += [encode(start)[0], encode(close)[0]]
     return out

@@ -3,6 +3,7 @@
     python bench/query_bench.py --db /tmp/runs.db --runs 10000000   # fills it first if needed
     python bench/query_bench.py --db /tmp/runs.db                    # reuse a filled database
     python bench/query_bench.py --quick                              # 2,000 runs, to check it runs
+    python bench/query_bench.py --db postgresql://postgres@127.0.0.1/test --runs 10000000
 
 The database is filled by ``datagen.py`` (through the store's batch path) unless it already
 holds at least ``--runs`` runs. Then ``python -m telemetry_sdk collector`` is started on it in
@@ -27,7 +28,7 @@ import urllib.parse
 from pathlib import Path
 
 import datagen
-from _collector_proc import CollectorProcess, file_mib
+from _collector_proc import CollectorProcess, file_mib, is_postgres
 from _common import BENCH, clean_env, fmt_ms, machine_line, median, percentile, print_table, verdict
 
 LATENCY_TARGET = 0.050
@@ -76,7 +77,17 @@ def period_query(days: int) -> str:
     return f"since={since.isoformat()}&until={today.isoformat()}"
 
 
-def stored_runs(db: Path) -> int:
+def stored_runs(db: Path | str) -> int:
+    if is_postgres(db):
+        import psycopg
+
+        with psycopg.connect(str(db)) as pg:
+            try:
+                rows = pg.execute("SELECT runs FROM rollup WHERE kind = 'total'").fetchall()
+            except psycopg.errors.UndefinedTable:
+                return 0
+        return sum(r[0] for r in rows)
+    db = Path(db)
     if not db.exists():
         return 0
     conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
@@ -99,7 +110,13 @@ def timed_get(collector: CollectorProcess, path: str) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--db", type=Path, help="database to query (default: a temporary one)")
+    parser.add_argument(
+        "--db",
+        help="database to query, a SQLite path or postgresql://... (default: a temporary file)",
+    )
+    parser.add_argument(
+        "--products", type=int, default=60, help="products datagen spreads runs over"
+    )
     parser.add_argument("--runs", type=int, default=10_000_000, help="runs the database must hold")
     parser.add_argument("--requests", type=int, default=300, help="requests per endpoint")
     parser.add_argument(
@@ -116,11 +133,17 @@ def main(argv: list[str] | None = None) -> int:
 
     print(machine_line())
     with tempfile.TemporaryDirectory() as tmp:
-        db = args.db or Path(tmp) / "runs.db"
+        db: Path | str = args.db or Path(tmp) / "runs.db"
         have = stored_runs(db)
         if have < args.runs:
             print(f"  filling {db} with {args.runs - have:,} runs ...", file=sys.stderr, flush=True)
-            fill = datagen.fill(db, args.runs - have, batch=50_000, seed=int(time.time()))
+            fill = datagen.fill(
+                db,
+                args.runs - have,
+                batch=50_000,
+                seed=int(time.time()),
+                products=args.products,
+            )
             print(
                 f"# filled {fill['runs']:,.0f} runs in {fill['seconds']:,.0f} s "
                 f"({fill['runs_per_s']:,.0f} runs/s, store batch path, batches of 50,000 records)"

@@ -84,7 +84,7 @@ class Response:
 class CollectorProcess:
     """``python -m telemetry_sdk collector`` on free loopback ports, with its own database."""
 
-    def __init__(self, directory: Path, *extra: str, db: Path | None = None) -> None:
+    def __init__(self, directory: Path, *extra: str, db: Path | str | None = None) -> None:
         self.directory = directory
         self.db = db or directory / "collector.db"
         self.ready_file = directory / f"ready-{uuid.uuid4().hex}.json"

@@ -37,3 +37,7 @@ def swallowing_guard(monkeypatch: pytest.MonkeyPatch) -> None:
     """The guard as users get it: errors are logged and swallowed."""
     monkeypatch.setattr(_guard, "reraise", False)
     monkeypatch.setattr(_guard, "_warned", False)
+
+
+# Stores on every engine (SQLite, PostgreSQL) for the store contract tests.
+from _store_engines import postgres_url, store, store_url  # noqa: E402, F401

@@ -272,3 +272,22 @@ class TestHttpBench:
         slow = table_rows(output, "Bursts and slow clients")
         assert len(slow) == 2
         assert all(row[1].endswith(" ms") for row in slow)
+
+
+class TestStoreBenchmarks:
+    def test_store_ingest_quick_mode_covers_every_setup(self, postgres_url):
+        """--quick stores 2,000 datagrams/s losslessly in SQLite and PostgreSQL (one and two
+        collectors), and says so per set-up."""
+        base = postgres_url.partition("?")[0]
+        out = run_script("store_ingest_bench.py", "--quick", "--postgres", base)
+        best = {row[0]: row[1] for row in table_rows(out, "Highest offered rate")}
+        assert best == {"sqlite": "2,000", "postgres-1": "2,000", "postgres-2": "2,000"}
+
+    def test_export_quick_mode_writes_every_run(self):
+        """--quick exports 20,000 runs as Parquet and CSV and checks the files hold them all."""
+        out = run_script("export_bench.py", "--quick")
+        rows = table_rows(out, "collector export of one product")
+        assert [(r[0], r[2], r[-1]) for r in rows] == [
+            ("parquet", "20,000", "yes"),
+            ("csv", "20,000", "yes"),
+        ]

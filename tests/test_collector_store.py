@@ -1,4 +1,5 @@
-"""The SQLite store: one row per run, any order, duplicates, rollups kept exact."""
+"""The store contract, on SQLite and PostgreSQL: one row per run, any order, duplicates,
+rollups kept exact."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from pathlib import Path
 
 import pytest
 from _collector_support import close_message, run_json, start_message
+from _store_engines import ENGINES, fresh_store, raw_query
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from telemetry_sdk._wire import Component, decode
-from telemetry_sdk.collector import Record, SQLiteStore, record_from_message
+from telemetry_sdk.collector import Record, SQLiteStore, Store, record_from_message
 
 DAY = 20_000 * 86_400  # some day, as epoch seconds
 
@@ -54,51 +56,44 @@ def close(correlator: str, **changes: object) -> Record:
     return record_from_message(close_message(correlator, **changes), DAY)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> SQLiteStore:
-    opened = SQLiteStore.open(tmp_path / "store.db")
-    yield opened
-    opened.close()
+def rollups(store: Store) -> list[tuple[object, ...]]:
+    return raw_query(
+        store.location,
+        "SELECT kind, product, key, runs, points, x, y FROM rollup WHERE runs != 0 "
+        "ORDER BY kind, product, key",
+    )
 
 
-def rollups(store: SQLiteStore) -> list[tuple[object, ...]]:
-    with closing(sqlite3.connect(store.path)) as db:
-        return db.execute(
-            "SELECT kind, product, key, runs, points, x, y FROM rollup WHERE runs != 0 "
-            "ORDER BY kind, product, key"
-        ).fetchall()
+def runs_table(store: Store) -> list[tuple[object, ...]]:
+    # Not the row id, nor component set ids: those depend on the order of arrival.
+    return raw_query(
+        store.location,
+        "SELECT corr, product, version, python_v, platform, level, project, c1.json, "
+        'c2.json, start, "end", execution_time, app_count, app_fails, has_start, '
+        "has_close, day, received FROM runs "
+        "LEFT JOIN component_sets AS c1 ON c1.id = runs.components "
+        "LEFT JOIN component_sets AS c2 ON c2.id = runs.close_components "
+        "ORDER BY corr, product",
+    )
 
 
-def runs_table(store: SQLiteStore) -> list[tuple[object, ...]]:
-    with closing(sqlite3.connect(store.path)) as db:
-        # Not the row id, nor component set ids: those depend on the order of arrival.
-        return db.execute(
-            "SELECT corr, product, version, python_v, platform, level, project, c1.json, "
-            'c2.json, start, "end", execution_time, app_count, app_fails, has_start, '
-            "has_close, day FROM runs "
-            "LEFT JOIN component_sets AS c1 ON c1.id = runs.components "
-            "LEFT JOIN component_sets AS c2 ON c2.id = runs.close_components "
-            "ORDER BY corr, product"
-        ).fetchall()
-
-
-def leaderboard_from_runs(store: SQLiteStore, product: str) -> dict[str, tuple[int, int]]:
+def leaderboard_from_runs(store: Store, product: str) -> dict[str, tuple[int, int]]:
     """The leaderboard computed straight from the runs, not from the rollups."""
-    with closing(sqlite3.connect(store.path)) as db:
-        rows = db.execute(
-            "SELECT project, SUM(CASE WHEN level = 3 THEN 2 ELSE 1 END), COUNT(*) FROM runs "
-            "WHERE product = ? AND level IS NOT NULL AND project IS NOT NULL GROUP BY project",
-            (product,),
-        ).fetchall()
-    return {name: (points, count) for name, points, count in rows}
+    rows = raw_query(
+        store.location,
+        "SELECT project, SUM(CASE WHEN level = 3 THEN 2 ELSE 1 END), COUNT(*) FROM runs "
+        "WHERE product = ? AND level IS NOT NULL AND project IS NOT NULL GROUP BY project",
+        (product,),
+    )
+    return {name: (int(points), count) for name, points, count in rows}
 
 
-def board(store: SQLiteStore, product: str = "minflow") -> dict[str, tuple[int, int]]:
+def board(store: Store, product: str = "minflow") -> dict[str, tuple[int, int]]:
     return {r.project: (r.points, r.runs) for r in store.leaderboard(product)}
 
 
 class TestRuns:
-    def test_points_per_level(self, store: SQLiteStore) -> None:
+    def test_points_per_level(self, store: Store) -> None:
         """A level 1 or 2 run earns 1 point, a level 3 run 2 points."""
         store.write_batch(
             [
@@ -111,7 +106,7 @@ class TestRuns:
         assert board(store) == {"one": (1, 1), "two": (1, 1), "three": (4, 2)}
         assert next(r.project for r in store.leaderboard("minflow")) == "three"
 
-    def test_start_and_close_in_either_order_make_one_row(self, store: SQLiteStore) -> None:
+    def test_start_and_close_in_either_order_make_one_row(self, store: Store) -> None:
         """Start then close, or close then start (even in separate batches): the same run."""
         first, second = str(uuid.uuid4()), str(uuid.uuid4())
         store.write_batch([start(first, tracking_level=3, project_name="p")])
@@ -128,7 +123,7 @@ class TestRuns:
         assert row["app_count"] == 3
         assert board(store) == {"p": (4, 2)}
 
-    def test_duplicates_change_nothing(self, store: SQLiteStore) -> None:
+    def test_duplicates_change_nothing(self, store: Store) -> None:
         """Repeating a start or a close, in the same or a later batch, changes no view."""
         correlator = str(uuid.uuid4())
         messages = [start(correlator, tracking_level=3, project_name="p"), close(correlator)]
@@ -138,13 +133,13 @@ class TestRuns:
         assert result.changed == 0
         assert (runs_table(store), rollups(store)) == before
 
-    def test_a_close_without_its_start_counts_as_a_level_3_run(self, store: SQLiteStore) -> None:
+    def test_a_close_without_its_start_counts_as_a_level_3_run(self, store: Store) -> None:
         """Our close carries product and level: alone it is already a level-3 run."""
         store.write_batch([close(str(uuid.uuid4()), project_name="lonely")])
         assert board(store) == {"lonely": (2, 1)}
         assert store.stats("minflow").to_json()["levels"] == {"1": 0, "2": 0, "3": 1}
 
-    def test_parsl_close_waits_for_its_start(self, store: SQLiteStore) -> None:
+    def test_parsl_close_waits_for_its_start(self, store: Store) -> None:
         """A Parsl close before its start is held, then merged; it is never a run alone."""
         correlator = str(uuid.uuid4())
         store.write_batch([parsl_close(correlator, "probe")])
@@ -161,7 +156,7 @@ class TestRuns:
         assert (row["has_start"], row["has_close"], row["app_count"]) == (True, True, 5)
         assert board(store, "parsl") == {"probe": (2, 1)}
 
-    def test_parsl_close_after_its_start(self, store: SQLiteStore) -> None:
+    def test_parsl_close_after_its_start(self, store: Store) -> None:
         """A Parsl close after its start fills the run found by correlator."""
         correlator = str(uuid.uuid4())
         store.write_batch([parsl_start(correlator)])
@@ -173,7 +168,7 @@ class TestRuns:
         assert stats["apps"] == {"runs": 1, "apps": 5, "failures": 1, "failure_rate": 0.2}
         assert {"bucket": "1-10 s", "runs": 1} in stats["execution_time"]
 
-    def test_stats(self, store: SQLiteStore) -> None:
+    def test_stats(self, store: Store) -> None:
         """Stats count runs by day, version, Python, platform and component."""
         store.write_batch(
             [
@@ -194,7 +189,7 @@ class TestRuns:
 
 
 class TestDeletion:
-    def test_deletion_removes_the_run_everywhere(self, store: SQLiteStore) -> None:
+    def test_deletion_removes_the_run_everywhere(self, store: Store) -> None:
         """After delete_run the run is gone from get_run, leaderboard, stats and products."""
         gone, kept = str(uuid.uuid4()), str(uuid.uuid4())
         store.write_batch(
@@ -219,7 +214,7 @@ class TestDeletion:
         store.rebuild_rollups()
         assert rollups(store) == expected
 
-    def test_a_deleted_run_stays_deleted(self, store: SQLiteStore) -> None:
+    def test_a_deleted_run_stays_deleted(self, store: Store) -> None:
         """Datagrams of a deleted run that arrive later are dropped, not stored."""
         correlator = str(uuid.uuid4())
         store.write_batch([start(correlator)])
@@ -229,7 +224,7 @@ class TestDeletion:
         assert run_json(store, correlator) is None
         assert [p.to_json() for p in store.products()] == []
 
-    def test_deleting_a_pending_parsl_close(self, store: SQLiteStore) -> None:
+    def test_deleting_a_pending_parsl_close(self, store: Store) -> None:
         """A held Parsl close is deleted too."""
         correlator = str(uuid.uuid4())
         store.write_batch([parsl_close(correlator)])
@@ -278,14 +273,14 @@ def operations(draw: st.DrawFn) -> list[tuple[str, Record | str]]:
 
 
 class TestRollups:
-    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @pytest.mark.parametrize("engine", ENGINES)
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(operations(), st.integers(1, 6))
     def test_rollups_always_match_the_runs(
-        self, tmp_path_factory: pytest.TempPathFactory, ops: list, batch_size: int
+        self, tmp_path_factory: pytest.TempPathFactory, engine: str, ops: list, batch_size: int
     ) -> None:
         """After any mix of writes, duplicates and deletions, rollups equal a recomputation."""
-        store = SQLiteStore.open(tmp_path_factory.mktemp("rollups") / "r.db")
-        try:
+        with fresh_store(engine, tmp_path_factory.mktemp("rollups")) as store:
             batch: list[Record] = []
             for action, item in ops:
                 if action == "write":
@@ -303,13 +298,12 @@ class TestRollups:
                 assert board(store, product) == leaderboard_from_runs(store, product)
             store.rebuild_rollups()
             assert rollups(store) == incremental
-        finally:
-            store.close()
 
-    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @pytest.mark.parametrize("engine", ENGINES)
+    @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(st.data())
     def test_order_and_repetition_do_not_matter(
-        self, tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+        self, tmp_path_factory: pytest.TempPathFactory, engine: str, data: st.DataObject
     ) -> None:
         """A run's start and close in any order, repeated any number of times: same result."""
         records: list[Record] = []
@@ -328,21 +322,19 @@ class TestRollups:
         shuffled = data.draw(st.permutations(repeated))
         results = []
         for order in (records, shuffled):
-            store = SQLiteStore.open(tmp_path_factory.mktemp("order") / "o.db")
-            try:
+            with fresh_store(engine, tmp_path_factory.mktemp("order")) as store:
                 cut = data.draw(st.integers(0, len(order)))
                 store.write_batch(order[:cut])
                 for item in order[cut:]:
                     store.write_batch([item])
                 results.append((runs_table(store), rollups(store)))
-            finally:
-                store.close()
         assert results[0] == results[1]
 
 
 class TestWriter:
-    def test_a_record_that_cannot_be_written_costs_only_itself(self, store: SQLiteStore) -> None:
+    def test_a_record_that_cannot_be_written_costs_only_itself(self, tmp_path: Path) -> None:
         """When the database refuses one record, every other record of its batch is kept."""
+        store = SQLiteStore.open(tmp_path / "store.db")
         from _collector_support import datagram
 
         from telemetry_sdk.collector._metrics import IngestStats
@@ -355,6 +347,9 @@ class TestWriter:
             )
         names = ["a", "b", "poison", "c", "d"]
         stats = IngestStats()
-        ingest(store, stats, [datagram(start_message(project_name=n)) for n in names])
-        assert board(store) == {"a": (1, 1), "b": (1, 1), "c": (1, 1), "d": (1, 1)}
+        try:
+            ingest(store, stats, [datagram(start_message(project_name=n)) for n in names])
+            assert board(store) == {"a": (1, 1), "b": (1, 1), "c": (1, 1), "d": (1, 1)}
+        finally:
+            store.close()
         assert (stats.accepted, stats.written, stats.lost) == (5, 4, 1)

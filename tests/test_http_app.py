@@ -27,7 +27,7 @@ def make_context(db: Path, metrics: Metrics, healthy: object = True) -> HTTPCont
         return assess(metrics, writer_alive=bool(healthy), max_queued=1000)
 
     return HTTPContext(
-        db_path=str(db),
+        db=str(db),
         registry=registry_for(metrics),
         admin_token=None,
         writable=lambda: SQLiteStore.open(db),

@@ -49,7 +49,7 @@ def api(db: tuple[Path, list[Run]]) -> Iterator[Any]:
     path, _ = db
     metrics = Metrics()
     context = HTTPContext(
-        db_path=str(path),
+        db=str(path),
         registry=registry_for(metrics),
         admin_token=None,
         writable=lambda: SQLiteStore.open(path),

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import datetime
-import sqlite3
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -20,10 +17,11 @@ from _history_support import (
     load,
     records,
 )
+from _store_engines import raw_execute, raw_query
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from telemetry_sdk.collector import SQLiteStore
+from telemetry_sdk.collector import Store, open_store
 from telemetry_sdk.collector._period import Period, date_of, day_number
 from telemetry_sdk.collector._period_views import (
     health,
@@ -37,14 +35,7 @@ from telemetry_sdk.collector._period_views import (
 )
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    opened = SQLiteStore.open(tmp_path / "store.db")
-    yield opened
-    opened.close()
-
-
-def board(store: SQLiteStore, limit: int, window: Period) -> list[dict[str, object]]:
+def board(store: Store, limit: int, window: Period) -> list[dict[str, object]]:
     return [r.to_json() for r in store.view(leaderboard, "minflow", window, limit)]
 
 
@@ -53,7 +44,7 @@ def period(first: int, last: int) -> Period:
 
 
 class TestPeriods:
-    def test_leaderboard_counts_only_runs_started_in_the_period(self, store: SQLiteStore) -> None:
+    def test_leaderboard_counts_only_runs_started_in_the_period(self, store: Store) -> None:
         """Points are those of runs whose start day lies in since..until, both ends included."""
         runs = history()
         load(store, runs)
@@ -64,7 +55,7 @@ class TestPeriods:
         ]
         assert got == expected_board(runs, first, last)
 
-    def test_boundary_days(self, store: SQLiteStore) -> None:
+    def test_boundary_days(self, store: Store) -> None:
         """A run on the day before since or after until is out; on since or until it is in."""
         runs = [
             Run(FIRST_DAY + d, "1.0.0", "3.12.1", f"p{d}", 1, False, 0, 0) for d in (0, 1, 5, 6)
@@ -74,7 +65,7 @@ class TestPeriods:
         assert sorted(r["project"] for r in rows) == ["p1", "p5"]
         assert store.view(period_stats, "minflow", period(FIRST_DAY + 1, FIRST_DAY + 5)).runs == 2
 
-    def test_day_is_the_start_day_not_the_receipt_day(self, store: SQLiteStore) -> None:
+    def test_day_is_the_start_day_not_the_receipt_day(self, store: Store) -> None:
         """A run received three days after it started counts on the day it started."""
         run = Run(FIRST_DAY + 2, "1.0.0", "3.12.1", "late", 3, True, 2, 0)
         for record in records(run, received_late=3):
@@ -82,7 +73,7 @@ class TestPeriods:
         assert board(store, 10, period(FIRST_DAY + 2, FIRST_DAY + 2))
         assert not board(store, 10, period(FIRST_DAY + 3, FIRST_DAY + 9))
 
-    def test_equal_points_share_a_rank(self, store: SQLiteStore) -> None:
+    def test_equal_points_share_a_rank(self, store: Store) -> None:
         """Two projects with the same points share rank 1; the next is 3 (all time too)."""
         runs = [
             Run(FIRST_DAY, "1.0.0", "3.12.1", "a", 3, False, 0, 0),
@@ -95,7 +86,7 @@ class TestPeriods:
         for rows in (all_time, board(store, 10, period(FIRST_DAY, FIRST_DAY))):
             assert [(r["rank"], r["points"]) for r in rows] == [(1, 2), (1, 2), (3, 1)]
 
-    def test_totals_and_series(self, store: SQLiteStore) -> None:
+    def test_totals_and_series(self, store: Store) -> None:
         """Runs, points and runs per version per day equal counts over the generated runs."""
         runs = history()
         load(store, runs)
@@ -115,7 +106,7 @@ class TestPeriods:
             assert point.counts == {v: on_day.get(v, 0) for v in chart.names}
             assert point.other == 0
 
-    def test_long_periods_are_charted_per_week(self, store: SQLiteStore) -> None:
+    def test_long_periods_are_charted_per_week(self, store: Store) -> None:
         """Over 93 days or more, a point is a Monday-to-Sunday week."""
         runs = history(days=100)
         load(store, runs)
@@ -128,7 +119,7 @@ class TestPeriods:
             weeks[when - datetime.timedelta(days=when.weekday())] += 1
         assert {p.start: p.runs for p in chart.points} == dict(weeks)
 
-    def test_deletion_leaves_the_period_views(self, store: SQLiteStore) -> None:
+    def test_deletion_leaves_the_period_views(self, store: Store) -> None:
         """A deleted run no longer counts in any period."""
         run = Run(FIRST_DAY, "1.0.0", "3.12.1", "gone", 3, True, 4, 1)
         load(store, [run])
@@ -140,7 +131,7 @@ class TestPeriods:
 
 
 class TestAnswers:
-    def test_upgrade_times(self, store: SQLiteStore) -> None:
+    def test_upgrade_times(self, store: Store) -> None:
         """Days from a release's first run to carrying half of a trailing week's runs."""
         runs = history()
         load(store, runs)
@@ -150,7 +141,7 @@ class TestAnswers:
         assert {r.version: (r.first_day, r.days) for r in got} == expected
         assert expected["1.1.0"][1] is not None
 
-    def test_worse_release_is_flagged(self, store: SQLiteStore) -> None:
+    def test_worse_release_is_flagged(self, store: Store) -> None:
         """1.1.0 fails far more often than 1.0.0 (flagged); 1.2.0 fails less (not flagged)."""
         runs = history()
         load(store, runs)
@@ -168,7 +159,7 @@ class TestAnswers:
         assert got["1.2.0"].previous == "1.1.0"
         assert got["1.2.0"].flagged is False
 
-    def test_flag_needs_thirty_runs_a_side(self, store: SQLiteStore) -> None:
+    def test_flag_needs_thirty_runs_a_side(self, store: Store) -> None:
         """Every run of 2.0 failing is not flagged against 29 clean runs of 1.0; with 30 it is."""
 
         def runs(version: str, n: int, fails: int, day: int) -> list[Run]:
@@ -184,7 +175,7 @@ class TestAnswers:
         flags = {h.version: h.flagged for h in store.view(health, "minflow", window)}
         assert flags == {"1.0": False, "2.0": True}
 
-    def test_flag_is_not_raised_for_a_small_difference(self, store: SQLiteStore) -> None:
+    def test_flag_is_not_raised_for_a_small_difference(self, store: Store) -> None:
         """10 % against 12 % failing runs over 100 runs each is no evidence: no flag."""
 
         def runs(version: str, fails: int, day: int) -> list[Run]:
@@ -199,7 +190,7 @@ class TestAnswers:
         assert 0.3 < second.p_value < 0.4
         assert second.flagged is False
 
-    def test_never_closed_share(self, store: SQLiteStore) -> None:
+    def test_never_closed_share(self, store: Store) -> None:
         """Level-3 starts without a close, per version, as a share of level-3 starts."""
         runs = history()
         load(store, runs)
@@ -213,7 +204,7 @@ class TestAnswers:
             assert (got[version].starts, got[version].never_closed) == (len(starts), open_)
             assert got[version].share == pytest.approx(open_ / len(starts))
 
-    def test_new_and_returning_projects(self, store: SQLiteStore) -> None:
+    def test_new_and_returning_projects(self, store: Store) -> None:
         """New: first run in the period; returning: also ran before it."""
         runs = history()
         load(store, runs)
@@ -229,37 +220,34 @@ class TestAnswers:
 
 
 class TestUpgrade:
-    def test_schema_3_database_gets_day_rollups(self, tmp_path: Path) -> None:
+    def test_schema_3_database_gets_day_rollups(self, store_url: str) -> None:
         """A schema-3 database (runs on their receipt day, no per-day rows) is upgraded once."""
         runs = history(days=10)
         late = Run(FIRST_DAY + 2, "1.0.0", "3.12.1", "late", 3, True, 2, 0)
-        path = tmp_path / "old.db"
-        store = SQLiteStore.open(path)
+        store = open_store(store_url)
         load(store, runs)
         for record in records(late, received_late=3):
             store.write_batch([record])
         store.close()
-        with closing(sqlite3.connect(path)) as db:
-            # What schema 3 held: the late run counted on its receipt day, no per-day rows.
-            db.execute("DELETE FROM rollup WHERE kind LIKE 'day:%' OR kind LIKE 'by:%'")
-            db.execute(
-                "UPDATE rollup SET runs = runs - 1, points = points - 2 "
-                "WHERE kind = 'day' AND key = ?",
-                (str(FIRST_DAY + 2),),
-            )
-            db.execute(
-                "UPDATE rollup SET runs = runs + 1, points = points + 2 "
-                "WHERE kind = 'day' AND key = ?",
-                (str(FIRST_DAY + 5),),
-            )
-            db.execute("UPDATE collector_meta SET value = 3 WHERE key = 'schema_version'")
-            db.commit()
-        store = SQLiteStore.open(path)
+        # What schema 3 held: the late run counted on its receipt day, no per-day rows.
+        for sql in (
+            "DELETE FROM rollup WHERE kind LIKE 'day:%' OR kind LIKE 'by:%'",
+            "UPDATE rollup SET runs = runs - 1, points = points - 2 "
+            f"WHERE kind = 'day' AND key = '{FIRST_DAY + 2}'",
+            "UPDATE rollup SET runs = runs + 1, points = points + 2 "
+            f"WHERE kind = 'day' AND key = '{FIRST_DAY + 5}'",
+            "UPDATE collector_meta SET value = '3' WHERE key = 'schema_version'",
+        ):
+            raw_execute(store_url, sql)
+        store = open_store(store_url)
         try:
             got = board(store, 100, period(FIRST_DAY, FIRST_DAY + 9))
             per_day = {d.day: d.runs for d in store.stats("minflow").runs_per_day}
         finally:
             store.close()
+        assert raw_query(
+            store_url, "SELECT value FROM collector_meta WHERE key = ?", ["schema_version"]
+        ) in ([("4",)], [(4,)])
         everything = [*runs, late]
         expected = expected_board(everything, FIRST_DAY, FIRST_DAY + 9)
         assert [(r["rank"], r["project"], r["points"], r["runs"]) for r in got] == expected
@@ -285,7 +273,7 @@ class TestProperties:
             Run(FIRST_DAY + d, "1.0.0", "3.12.1", f"p{d % 4}", 1 + d % 3, False, 0, 0) for d in days
         ]
         first, last = FIRST_DAY + min(window), FIRST_DAY + max(window)
-        store = SQLiteStore.open(tmp_path / f"{uuid.uuid4()}.db")
+        store = open_store(tmp_path / f"{uuid.uuid4()}.db")
         try:
             load(store, runs)
             got = board(store, 100, period(first, last))

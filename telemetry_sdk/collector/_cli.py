@@ -11,6 +11,7 @@ Exit status: 0 success, 1 an operational failure, 2 a usage or configuration err
 from __future__ import annotations
 
 import argparse
+import datetime
 import errno
 import json
 import logging
@@ -30,6 +31,7 @@ import orjson
 
 from .._errors import ConfigurationError
 from ..cli import COLLECTOR_COMMANDS, PROG, Parser
+from ._export import ExportError, export_runs
 from ._options import OPTION, OPTION_GROUP, Option, parse_whole_number
 from ._report_command import add_report_parser
 from ._service import Collector, CollectorSettings, ListenError
@@ -270,6 +272,31 @@ def _delete_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    """Write one row per run of a product to a Parquet or CSV file."""
+    store = _open_existing(args.db, readonly=True)
+    if store is None:
+        return 1
+    try:
+        count = export_runs(
+            store, args.product, args.out, format=args.format, since=args.since, until=args.until
+        )
+    except (ExportError, StoreError) as exc:
+        return _fail(str(exc))
+    finally:
+        store.close()
+    print(f"wrote {count} run{'' if count == 1 else 's'} of {args.product} to {args.out}")
+    return 0
+
+
+def _date(text: str) -> datetime.date:
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        msg = f"expected a date as YYYY-MM-DD, got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+
+
 def _migrate(args: argparse.Namespace) -> int:
     """Create or upgrade the collector's tables in a database to this version's schema."""
     try:
@@ -383,6 +410,23 @@ def add_commands(commands: Any) -> None:
     )
     migrate.add_argument("--db", required=True, metavar="URL", help=_DB_HELP)
     migrate.set_defaults(func=_migrate)
+
+    export = actions.add_parser(
+        "export",
+        help="write one row per run of a product to a Parquet or CSV file",
+        description="Write one row per run of a product, with typed columns (see the README), "
+        "to a Parquet or CSV file, streaming in batches. --since and --until are days (UTC) "
+        "on which the collector first received the run, both included.",
+    )
+    export.add_argument("--db", required=True, metavar="URL", help=_DB_HELP)
+    export.add_argument("--product", required=True, help="the product whose runs to export")
+    export.add_argument("--since", type=_date, metavar="DATE", help="first day (YYYY-MM-DD)")
+    export.add_argument("--until", type=_date, metavar="DATE", help="last day (YYYY-MM-DD)")
+    export.add_argument(
+        "--format", choices=["parquet", "csv"], default="parquet", help="(default: parquet)"
+    )
+    export.add_argument("--out", required=True, metavar="FILE", help="the file to write")
+    export.set_defaults(func=_export)
 
     demo = commands.add_parser(
         "demo",

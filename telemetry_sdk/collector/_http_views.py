@@ -1,6 +1,7 @@
 """The endpoints of the HTTP side: what each route answers.
 
-Reads use their own read-only stores (a small pool); nothing here writes except
+Reads use read-only stores of their own (a small pool; ``open_store`` picks the engine, and
+``--read-db`` may point them at a replica); nothing here writes except
 ``DELETE /api/runs/<correlator>``, which needs the admin token. Endpoints are plain functions:
 Starlette runs them in its thread pool, so a slow query never holds up the event loop.
 """
@@ -49,8 +50,8 @@ _STATIC_TYPES = {
 class HTTPContext:
     """What the endpoints need: the database, the metrics, the admin token and the health."""
 
-    #: The database the views read (a path or URL; see ``open_store``).
-    db_path: str
+    #: Where reads go (a store URL, see ``open_store``).
+    db: str
     registry: CollectorRegistry
     admin_token: str | None
     writable: Callable[[], Store]
@@ -65,7 +66,7 @@ class HTTPContext:
         try:
             store = self._readers.get_nowait()
         except queue.Empty:
-            store = open_store(self.db_path, readonly=True)
+            store = open_store(self.db, readonly=True)
         try:
             yield store
         finally:

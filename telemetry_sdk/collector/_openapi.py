@@ -1,7 +1,8 @@
 """The OpenAPI 3.1 document of the collector's HTTP API, served at ``/openapi.json``.
 
 Parameters come from their declarations in ``_http_params``; the response shapes are those
-``SQLiteStore`` returns. ``tests/test_http_openapi.py`` fuzzes the live API against this document.
+the store's read views (``_store_views``) serve. ``tests/test_http_openapi.py`` fuzzes
+the live API against this document.
 """
 
 from __future__ import annotations

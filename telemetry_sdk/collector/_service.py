@@ -475,7 +475,7 @@ class Collector:
     def _start_http(self, address: tuple[str, int]) -> None:
         settings = self.settings
         self._http_context = HTTPContext(
-            db_path=settings.read_db or settings.db,
+            db=settings.read_db or settings.db,
             udp_port=self.udp_address[1],
             registry=registry_for(self.metrics),
             admin_token=settings.admin_token,
