@@ -175,7 +175,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Collector listening on {endpoint}, database {settings.db}")
             print(f"Sending {demo_history.DAYS} days of made-up history (DEMO DATA) ...")
             expected = send_history(collector)
-            print(f"  sent {expected} datagrams; demo projects are named demo-...")
+            written = collector.metrics.written
+            print(
+                f"  sent {expected} datagrams, {written} written; demo projects are named demo-..."
+            )
             for level, project in RUNS:
                 correlator = run_workflow(minflow, level, project, endpoint)
                 expected += 2 if level == 3 else 1
