@@ -248,6 +248,17 @@ class TestCollectorBenchmarks:
             "/api/leaderboard?product=P",
             "/api/stats?product=P",
             "/api/products",
+            "/api/leaderboard?since&until (30 d)",
+            "/api/leaderboard?since&until (90 d)",
+            "/api/leaderboard?since&until (365 d)",
+            "/api/stats?since&until (365 d)",
+            "/api/adoption/versions (365 d)",
+            "/api/adoption/python (365 d)",
+            "/api/components (365 d)",
+            "/api/upgrades (365 d)",
+            "/api/projects (365 d)",
+            "/api/health (365 d)",
+            "/api/never-closed (365 d)",
         ]
         memory = table_rows(out, "Collector resident memory")
         peak = next(r for r in memory if r[0].startswith("VmHWM (peak) after the queries"))
