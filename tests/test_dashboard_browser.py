@@ -150,6 +150,7 @@ class TestPicker:
         note = page.evaluate("document.getElementById('period-note').textContent")
         since = datetime.date.today() - datetime.timedelta(days=6)
         assert since.isoformat() in note
+        assert page.evaluate("window.location.search") == "?period=7"
         weekly_rows = page.evaluate(
             "document.querySelectorAll('#chart-runs details tbody tr').length"
         )

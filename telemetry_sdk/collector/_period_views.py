@@ -313,21 +313,28 @@ def summary(query: Query, product: str, period: Period, top: int = 20) -> Summar
 
 def period_stats(query: Query, product: str, period: Period) -> ProductStats:
     """The dashboard's figures for ``period``, in the shape of the all-time ``stats``."""
-    total = totals(query, product, period)
     levels = {c.name: c.runs for c in counts(query, product, "level", period)}
     buckets = {c.name: c.runs for c in counts(query, product, "exec", period)}
-    app_runs = sum(int(r[1]) for r in _sum(query, product, "health", period))
+    health_rows = _sum(query, product, "health", period)
+    app_runs = sum(int(r[1]) for r in health_rows)
+    apps = sum(int(r[3]) for r in health_rows)
+    failed_apps = sum(int(r[4]) for r in health_rows)
     per_day: dict[int, int] = {}
-    for day, _, runs in _days(query, product, "total", period):
-        per_day[day] = per_day.get(day, 0) + runs
+    points = 0
+    where, params = _where("total", product, period)
+    for key, runs, day_points in query(
+        f"SELECT key, runs, points FROM rollup WHERE {where}", params
+    ):
+        per_day[key_day(key)] = per_day.get(key_day(key), 0) + int(runs)
+        points += int(day_points)
 
     def top(kind: str) -> list[NamedCount]:
         return [NamedCount(c.name, c.runs) for c in counts(query, product, kind, period)[:20]]
 
     return ProductStats(
         product=product,
-        runs=total.runs,
-        points=total.points,
+        runs=sum(per_day.values()),
+        points=points,
         levels={str(n): levels.get(str(n), 0) for n in (1, 2, 3)},
         runs_per_day=[
             DayCount(date_of(d).isoformat(), r) for d, r in sorted(per_day.items()) if r > 0
@@ -336,7 +343,7 @@ def period_stats(query: Query, product: str, period: Period) -> ProductStats:
         python_versions=top("python"),
         platforms=top("platform"),
         components=top("component"),
-        apps=AppTotals(app_runs, total.apps, total.failed_apps),
+        apps=AppTotals(app_runs, apps, failed_apps),
         execution_time=[
             BucketCount(label, buckets.get(str(i), 0)) for i, (_, label) in enumerate(EXEC_BUCKETS)
         ],

@@ -558,7 +558,13 @@ document.addEventListener("DOMContentLoaded", () => {
     document.getElementById("period").value = period;
   }
   document.getElementById("product").addEventListener("change", refresh);
-  document.getElementById("period").addEventListener("change", refresh);
+  document.getElementById("period").addEventListener("change", () => {
+    // The chosen period stays in the address, so the view can be bookmarked or shared.
+    const query = new URLSearchParams(window.location.search);
+    query.set("period", document.getElementById("period").value);
+    window.history.replaceState(null, "", `?${query.toString()}`);
+    refresh();
+  });
   refresh();
   setInterval(refresh, REFRESH_MS);
 });
