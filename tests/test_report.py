@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
+import re
 from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from _chromium import CHROMIUM, Browser
 from _history_support import FIRST_DAY, Run, history, load
 
 from telemetry_sdk import cli
@@ -203,3 +206,37 @@ class TestErrors:
         status, _, err = report(path, capsys, "md", "--out", str(tmp_path / "no" / "r.md"))
         assert status == 1
         assert "cannot write" in err
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="needs a headless Chromium (Debian: chromium)")
+class TestPrint:
+    def test_html_prints_on_a4_without_overflow(
+        self,
+        database: tuple[Path, list[Run]],
+        capsys: pytest.CaptureFixture[str],
+        tmp_path: Path,
+    ) -> None:
+        """In Chromium the report fits A4's text width (182 mm) and prints on A4 pages."""
+        path, _ = database
+        target = tmp_path / "report.html"
+        status, _, _ = report(path, capsys, "html", "--out", str(target))
+        assert status == 0
+        browser = Browser(tmp_path / "profile")
+        try:
+            page = browser.page(688)  # 182 mm at 96 px per inch
+            page.goto(target.as_uri())
+            widths = page.evaluate(
+                "({scroll: document.documentElement.scrollWidth, window: window.innerWidth})"
+            )
+            pdf = base64.b64decode(
+                page.call("Page.printToPDF", {"preferCSSPageSize": True})["data"]
+            )
+        finally:
+            browser.close()
+        assert widths["scroll"] <= widths["window"]
+        boxes = re.findall(rb"/MediaBox\s*\[\s*0 0 ([\d.]+) ([\d.]+)\s*\]", pdf)
+        assert boxes
+        for width, height in boxes:
+            assert (round(float(width)), round(float(height))) == (595, 842)  # A4 in points
