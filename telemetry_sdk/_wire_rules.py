@@ -145,6 +145,17 @@ def is_uuid4(value: object) -> bool:
     return (_uuid4_fullmatch or _compile_uuid4())(value) is not None
 
 
+#: A correlator as a run is looked up or deleted by (API paths, ``collector delete``): any
+#: lower-case UUID, looser than ``is_uuid4`` so that runs stored before the version check
+#: can still be found and removed.
+STORED_CORRELATOR_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+
+def is_stored_correlator(value: str) -> bool:
+    """Whether ``value`` matches ``STORED_CORRELATOR_PATTERN`` (any lower-case UUID)."""
+    return re.fullmatch(STORED_CORRELATOR_PATTERN, value) is not None
+
+
 def is_product_name(value: object) -> bool:
     """1-40 ASCII letters, digits, ``_`` or ``-``, starting with a letter; never ``python``.
 

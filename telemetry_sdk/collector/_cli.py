@@ -16,7 +16,6 @@ import errno
 import json
 import logging
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -30,6 +29,7 @@ import attrs
 import orjson
 
 from .._errors import ConfigurationError
+from .._wire_rules import is_stored_correlator
 from ..cli import COLLECTOR_COMMANDS, PROG, Parser
 from ._export import ExportError, export_runs
 from ._options import OPTION, OPTION_GROUP, Option, parse_whole_number
@@ -40,8 +40,6 @@ from ._store import SCHEMA_VERSION, Store, StoreError, open_store, shown_url
 __all__ = ["build_parser", "format_leaderboard", "main", "settings_from_args"]
 
 logger = logging.getLogger("telemetry_sdk.collector")
-
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _fail(message: str, code: int = 1) -> int:
@@ -256,7 +254,7 @@ def format_leaderboard(product: str, rows: list[dict[str, object]]) -> str:
 def _delete_run(args: argparse.Namespace) -> int:
     """Delete everything held about one run, from every view."""
     correlator = args.correlator.strip().lower()
-    if _UUID.fullmatch(correlator) is None:
+    if not is_stored_correlator(correlator):
         return _fail(f"a correlator is a UUID, got {args.correlator!r}", 2)
     store = _open_existing(args.db, readonly=False)
     if store is None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from attrs import frozen
 
+from .._wire_rules import STORED_CORRELATOR_PATTERN, is_stored_correlator
 from ._period import parse_day
 
 __all__ = [
@@ -31,8 +32,7 @@ __all__ = [
 
 _DIGITS = re.compile(r"[0-9]+")
 #: A correlator in a path: a lower-case UUID (any version; the store knows which exist).
-UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-_UUID = re.compile(UUID_PATTERN)
+UUID_PATTERN = STORED_CORRELATOR_PATTERN
 #: Text parameters: no control characters (C0, DEL, C1).
 _TEXT_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"
 _TEXT = re.compile(_TEXT_PATTERN)
@@ -143,7 +143,7 @@ CORRELATOR = "correlator"
 
 def correlator(text: str) -> str:
     """A run's correlator from a path; raise ``BadParameterError`` unless a lower-case UUID."""
-    if _UUID.fullmatch(text) is None:
+    if not is_stored_correlator(text):
         msg = "a correlator is a lower-case UUID such as 3f2b8c1e-0d4a-4e8b-9c6f-1a2b3c4d5e6f"
         raise BadParameterError(msg)
     return text
