@@ -1,15 +1,12 @@
-"""The report for funders: a period's summary as tables, and its Markdown and CSV forms.
+"""The report for funders: what it holds, as tables made from a period's ``Summary``.
 
 ``tables`` decides what the report holds, once; each format only lays the tables out
-(``render_markdown``, ``render_csv`` here, ``render_html`` in ``_report_html``). Shares are
-fractions in CSV and percentages elsewhere; names from datagrams are escaped for each format.
+(``_report_markdown``, ``_report_csv``, ``_report_html``). Shares are fractions in CSV and
+percentages elsewhere (``format_cell``); names from datagrams are escaped by each format.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import re
 from typing import Literal
 
 from attrs import frozen
@@ -17,7 +14,7 @@ from attrs import frozen
 from ._statistics import FLAG_MIN_RUNS, FLAG_P_VALUE, UPGRADE_WINDOW_DAYS
 from ._summaries import Count, Summary
 
-__all__ = ["Column", "Table", "render_csv", "render_markdown", "tables"]
+__all__ = ["Cell", "Column", "Table", "format_cell", "tables"]
 
 Cell = str | int | float | None
 Kind = Literal["text", "int", "share", "p", "change"]
@@ -225,65 +222,3 @@ def format_cell(value: Cell, kind: Kind) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return f"{value:.4g}"
-
-
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]#|~<>&])")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def markdown_text(text: str) -> str:
-    """``text`` as literal Markdown: every special character escaped, controls dropped."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", _CONTROL.sub("", text))
-
-
-def render_markdown(summary: Summary) -> str:
-    """The report in Markdown (GitHub-flavoured tables), to paste into a grant report."""
-    period = summary.period
-    out = [
-        f"# Usage of {markdown_text(summary.product)}: {period.since} to {period.until}",
-        "",
-        f"Runs are counted on the day they started (UTC). {period.days} days.",
-    ]
-    for table in tables(summary):
-        out += ["", f"## {table.title}", ""]
-        if table.note:
-            out += [table.note, ""]
-        if not table.rows:
-            out.append("No runs in this period.")
-            continue
-        out.append("| " + " | ".join(markdown_text(c.name) for c in table.columns) + " |")
-        # Only names (text cells, column names) can hold Markdown; figures are ours.
-        out.append(
-            "|" + "|".join("---" if c.kind == "text" else "---:" for c in table.columns) + "|"
-        )
-        for row in table.rows:
-            cells = [
-                markdown_text(v) if isinstance(v, str) else format_cell(v, c.kind)
-                for v, c in zip(row, table.columns, strict=True)
-            ]
-            out.append("| " + " | ".join(cells) + " |")
-    return "\n".join(out) + "\n"
-
-
-def _csv_cell(value: Cell) -> str | int | float:
-    if value is None:
-        return ""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        # Spreadsheets would run it as a formula.
-        return "'" + value
-    return value
-
-
-def render_csv(summary: Summary) -> str:
-    """The report as CSV: one table per section, each headed by its name, a blank line between."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    period = summary.period
-    writer.writerow(["report", summary.product, period.since.isoformat(), period.until.isoformat()])
-    for table in tables(summary):
-        writer.writerow([])
-        writer.writerow(["section", table.key])
-        writer.writerow([c.name for c in table.columns])
-        for row in table.rows:
-            writer.writerow([_csv_cell(v) for v in row])
-    return buffer.getvalue()

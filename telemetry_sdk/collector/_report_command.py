@@ -12,8 +12,9 @@ from typing import Any
 
 from ._period import Period, parse_day
 from ._period_views import summary
-from ._report import render_csv, render_markdown
+from ._report_csv import render_csv
 from ._report_html import render_html
+from ._report_markdown import render_markdown
 from ._store import StoreError, open_store
 
 __all__ = ["add_report_parser", "run_report"]
