@@ -45,7 +45,7 @@ def _adoption(kind: str) -> Answer:
         series = store.view(views.series, product, kind, period)
         return {**_head(product, period), "series": to_json(series)}
 
-    answer.__doc__ = f"Share of runs per {kind} per day or week."
+    answer.__doc__ = f"Runs per {kind} per day or week (the largest few, the rest as other)."
     return answer
 
 
