@@ -302,3 +302,13 @@ class TestStoreBenchmarks:
             ("parquet", "20,000", "yes"),
             ("csv", "20,000", "yes"),
         ]
+
+
+class TestWriterBench:
+    def test_quick_mode_times_both_trees(self):
+        """`writer_bench.py --tree . --quick` writes with both trees and prints their ratio."""
+        out = run_script("writer_bench.py", "--tree", str(BENCH.parent), "--quick")
+        rows = table_rows(out, "SQLite write path, 10,000 loadgen records")
+        assert [r[0] for r in rows] == ["this tree", "other tree"]
+        assert all(re.fullmatch(r"[\d,]+", r[3]) for r in rows)
+        assert re.search(r"^this tree / other tree: \d+\.\d\d$", out, re.MULTILINE)
