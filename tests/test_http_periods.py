@@ -182,6 +182,19 @@ class TestPeriodAPI:
         assert got == expected_board(runs, FIRST_DAY, FIRST_DAY + 1000)
 
 
+class TestProductsInAPeriod:
+    def test_products_of_a_period(self, api: Any, db: tuple[Path, list[Run]]) -> None:
+        """/api/products with since and until counts the runs and points of those days."""
+        _, runs = db
+        _, body = api(f"/api/products?since={day(10)}&until={day(19)}")
+        inside = [r for r in runs if FIRST_DAY + 10 <= r.day <= FIRST_DAY + 19]
+        assert body["products"] == [
+            {"product": "minflow", "runs": len(inside), "points": sum(r.points for r in inside)}
+        ]
+        _, later = api(f"/api/products?since={day(500)}&until={day(510)}")
+        assert later["products"] == []
+
+
 class TestBadPeriods:
     @pytest.mark.parametrize(
         ("query", "phrase"),

@@ -8,6 +8,7 @@ Starlette runs them in its thread pool, so a slow query never holds up the event
 
 from __future__ import annotations
 
+import datetime
 import functools
 import hmac
 import logging
@@ -26,10 +27,10 @@ from starlette.responses import Response
 from ._health import Health
 from ._http_params import LIMIT, PRODUCT, SINCE, UNTIL, BadParameterError, correlator
 from ._openapi import openapi_document
-from ._period import Period
+from ._period import EARLIEST, Period
 from ._period_api import ANSWERS, Answer
 from ._period_views import leaderboard as period_leaderboard
-from ._period_views import period_stats, resolve_period
+from ._period_views import period_products, period_stats, resolve_period
 from ._prometheus import exposition
 from ._store import Store, open_store
 
@@ -128,11 +129,22 @@ def openapi(request: Request) -> Response:
 
 
 def products(request: Request) -> Response:
-    """Every product with its runs and points, and the UDP port SDKs send to."""
+    """Every product with its runs and points (in a period, or all time), and the UDP port."""
     context = _context(request)
+    since = SINCE.read(request.query_params)
+    until = UNTIL.read(request.query_params)
     with context.reader() as store:
-        found = [p.to_json() for p in store.products()]
-    return json_response(200, {"products": found, "udp_port": context.udp_port})
+        if since is None and until is None:
+            found = store.products()
+        else:
+            today = datetime.datetime.now(datetime.UTC).date()
+            try:
+                period = Period(since or EARLIEST, until or max(today, since or today))
+            except ValueError as exc:
+                raise BadParameterError(str(exc)) from None
+            found = store.view(period_products, period)
+    body = {"products": [p.to_json() for p in found], "udp_port": context.udp_port}
+    return json_response(200, body)
 
 
 def _product(store: Store, request: Request) -> str:

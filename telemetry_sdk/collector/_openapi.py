@@ -308,7 +308,10 @@ def _document() -> dict[str, Any]:
         },
         "paths": {
             "/api/products": _get(
-                "Every product with its runs and points.", _json("Products.", "Products")
+                "Every product with its runs and points in the period (all time without "
+                "since and until), and the UDP port SDKs send to.",
+                _json("Products.", "Products"),
+                *_PERIOD,
             ),
             "/api/leaderboard": _get(
                 "Projects of one product ranked by points earned in the period (all time "

@@ -14,6 +14,8 @@ from typing import Literal
 from attrs import frozen
 
 __all__ = [
+    "EARLIEST",
+    "LATEST",
     "WEEKLY_FROM_DAYS",
     "Bucket",
     "Period",

@@ -22,6 +22,7 @@ from ._store_views import (
     LeaderboardRow,
     NamedCount,
     ProductStats,
+    ProductTotals,
     Query,
     rank,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "health",
     "leaderboard",
     "never_closed",
+    "period_products",
     "period_stats",
     "projects",
     "releases",
@@ -348,3 +350,15 @@ def period_stats(query: Query, product: str, period: Period) -> ProductStats:
             BucketCount(label, buckets.get(str(i), 0)) for i, (_, label) in enumerate(EXEC_BUCKETS)
         ],
     )
+
+
+def period_products(query: Query, period: Period) -> list[ProductTotals]:
+    """Every product with runs in the period, with its runs and points there; most first."""
+    low, high = key_range(period.first, period.last)
+    rows = query(
+        "SELECT product, SUM(runs), SUM(points) FROM rollup WHERE kind = ? AND key >= ? "
+        "AND key < ? GROUP BY product HAVING SUM(runs) > 0",
+        (PREFIX + "total", low, high),
+    )
+    found = [ProductTotals(p, int(r), int(s)) for p, r, s in rows]
+    return sorted(found, key=lambda t: (-t.runs, t.product))
