@@ -130,6 +130,21 @@ class TestLayout:
         assert {"1.0.0", "1.1.0"} <= set(facts["chart-adoption"]["legend"])
 
 
+class TestTables:
+    def test_health_table_lists_every_version(
+        self, served: tuple[CollectorProcess, list[Run]], browser: Browser
+    ) -> None:
+        """Health's table has a row per version with closed runs, those without failures too."""
+        collector, runs = served
+        page = loaded(browser, url(collector), 1280)
+        listed = page.evaluate(
+            "[...document.querySelectorAll('#chart-health details tbody tr')]"
+            ".map((tr) => tr.cells[0].textContent)"
+        )
+        assert sorted(listed) == sorted({r.version for r in runs if r.closed})
+        assert HOSTILE_VERSION in listed
+
+
 class TestPicker:
     def test_period_picker_changes_what_is_shown(
         self, served: tuple[CollectorProcess, list[Run]], browser: Browser

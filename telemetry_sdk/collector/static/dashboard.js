@@ -252,9 +252,11 @@ function stackedChart(container, series, options) {
   );
 }
 
-// Horizontal bars: one row per {name, value}; value formatted by options.format.
+// Horizontal bars: one row per {name, value}; value formatted by options.format. The chart
+// draws the first 12; its table lists every item. With options.keepZero, zero values count.
 function barChart(container, items, options) {
-  const rows = items.filter((item) => item.value > 0).slice(0, 12);
+  const listed = items.filter((item) => item.value > 0 || (options.keepZero && item.value === 0));
+  const rows = listed.slice(0, 12);
   if (rows.length === 0) {
     empty(container, options.emptyText || "No runs in this period.");
     return;
@@ -267,7 +269,7 @@ function barChart(container, items, options) {
   const labelChars = Math.max(8, Math.floor(labelWidth / 7));
   const right = 70;
   const height = rows.length * rowHeight + 44;
-  const max = options.max || niceMax(Math.max(...rows.map((item) => item.value)));
+  const max = options.max || niceMax(Math.max(1, ...rows.map((item) => item.value)));
   const span = W - labelWidth - right;
   const svg = svgElement("svg", { viewBox: `0 0 ${W} ${height}`, role: "group", "aria-label": options.title });
   const axisY = rows.length * rowHeight + 4;
@@ -283,7 +285,7 @@ function barChart(container, items, options) {
   );
   rows.forEach((item, index) => {
     const y = index * rowHeight + 2;
-    const length = Math.max(1, (item.value / max) * span);
+    const length = item.value > 0 ? Math.max(1, (item.value / max) * span) : 0;
     const group = svgElement("g", { class: "datum" });
     group.appendChild(svgElement("text", { x: labelWidth - 6, y: y + 15, "text-anchor": "end" }, shorten(item.name, labelChars)));
     group.appendChild(
@@ -299,7 +301,7 @@ function barChart(container, items, options) {
     container,
     options.title,
     options.columns || [options.yLabel, options.xLabel],
-    rows.map((item) => item.row || [item.name, format(item.value)]),
+    listed.map((item) => item.row || [item.name, format(item.value)]),
   );
 }
 
@@ -413,6 +415,7 @@ function renderHealth(answer) {
       ],
       columns: ["version", "runs", "runs with a failed app", "share", "failed / apps", "compared with", "p", "flag"],
       emptyText: "No closed runs reporting apps in this period.",
+      keepZero: true,
     },
   );
 }
@@ -434,6 +437,7 @@ function renderNeverClosed(answer) {
       max: 1,
       columns: ["version", "level-3 starts", "never closed", "share"],
       emptyText: "No level-3 runs in this period.",
+      keepZero: true,
     },
   );
 }
