@@ -9,14 +9,16 @@ The database is filled by ``datagen.py`` (through the store's batch path) unless
 holds at least ``--runs`` runs. Then ``python -m telemetry_sdk collector`` is started on it in
 its own process, and ``--requests`` sequential requests (one new connection each, as a
 browser or a script would) go to each of ``/api/leaderboard``, ``/api/stats`` and
-``/api/products``, cycling through every product, after a warm-up, and to each again with
-``ci=include`` (the views counting CI runs too). Reported: p50, p95, p99
+``/api/products``, cycling through every product, after a warm-up, to each again with
+``ci=include`` (the views counting CI runs too), and to every view of a period (the last 365
+days; the leaderboard also of the last 30 and 90). Reported: p50, p95, p99
 latency per endpoint, and the collector's VmRSS and VmHWM from /proc after the queries.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import sqlite3
 import subprocess
@@ -51,6 +53,29 @@ def latency_rows(latencies: dict[str, list[float]], *, judged: bool) -> list[lis
             ]
         )
     return rows
+
+
+#: (name in the table, path, days) of the period views timed.
+PERIOD_VIEWS = [
+    ("/api/leaderboard?since&until", "/api/leaderboard", 30),
+    ("/api/leaderboard?since&until", "/api/leaderboard", 90),
+    ("/api/leaderboard?since&until", "/api/leaderboard", 365),
+    ("/api/stats?since&until", "/api/stats", 365),
+    ("/api/adoption/versions", "/api/adoption/versions", 365),
+    ("/api/adoption/python", "/api/adoption/python", 365),
+    ("/api/components", "/api/components", 365),
+    ("/api/upgrades", "/api/upgrades", 365),
+    ("/api/projects", "/api/projects", 365),
+    ("/api/health", "/api/health", 365),
+    ("/api/never-closed", "/api/never-closed", 365),
+]
+
+
+def period_query(days: int) -> str:
+    """``since=...&until=...``: the last ``days`` days, today included (UTC)."""
+    today = datetime.datetime.now(datetime.UTC).date()
+    since = today - datetime.timedelta(days=days - 1)
+    return f"since={since.isoformat()}&until={today.isoformat()}"
 
 
 def stored_runs(db: Path | str) -> int:
@@ -152,6 +177,12 @@ def main(argv: list[str] | None = None) -> int:
                 ],
                 "/api/products?ci=include": ["/api/products?ci=include"],
             }
+            # Every view of a period, over the last 365 days (the longest preset of the
+            # dashboard's picker), and the leaderboard of the last 30 and 90 days too.
+            for name, path, days in PERIOD_VIEWS:
+                paths[f"{name} ({days} d)"] = [
+                    f"{path}?product={urllib.parse.quote(p)}&{period_query(days)}" for p in products
+                ]
             for group in paths.values():  # warm-up: every path once
                 for path in group:
                     timed_get(collector, path)

@@ -4,16 +4,22 @@
     python examples/demo.py            # keeps the dashboard up until Ctrl-C
     python examples/demo.py --no-wait  # prints everything, then exits
 
-It starts a collector on free loopback ports with a temporary SQLite database, runs the
-example minflow workflow at levels 1, 2 and 3 under a few project names, then prints what
-was sent (from the SDK's local log), the leaderboard, and the dashboard's URL. Nothing
-leaves this machine, and the demo's state (database, local log) is removed when it exits.
+It starts a collector on free loopback ports with a temporary SQLite database, fills it
+with about 120 days of made-up history (demo data: releases and their uptake, a release
+that fails more, projects named ``demo-...`` that come and go; see ``demo_history.py``),
+sent as real datagrams through the collector's normal ingest path, then runs the example
+minflow workflow at levels 1, 2 and 3 under a few project names, and prints what was sent
+(from the SDK's local log), how fast users upgraded, the leaderboard, and the dashboard's
+URL. Nothing leaves this machine, and the demo's state (database, local log) is removed
+when it exits.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -27,7 +33,11 @@ try:
 except ImportError as exc:  # the server extra is missing
     sys.exit(f"demo: {exc}")
 
+import demo_history
+
 from telemetry_sdk._locallog import read_log
+from telemetry_sdk.collector._period import Period
+from telemetry_sdk.collector._period_views import releases
 
 #: (tracking level, project name) of each run of the example workflow.
 RUNS = [
@@ -93,15 +103,41 @@ def print_sent(log_path: Path) -> None:
         print(f"      {record['payload']}")
 
 
+def send_history(collector: Collector) -> int:
+    """Send the made-up history to the collector in paced bursts; how many datagrams."""
+    sent = 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for data in demo_history.datagrams(datetime.datetime.now(datetime.UTC).date()):
+            sock.sendto(data, collector.udp_address)
+            sent += 1
+            if sent % 256 == 0:  # let the writer keep up: nothing is dropped
+                wait_for_messages(collector, sent)
+    wait_for_messages(collector, sent, timeout=30)
+    return sent
+
+
+def print_upgrades(db: str) -> None:
+    store = open_store(db, readonly=True)
+    try:
+        today = datetime.datetime.now(datetime.UTC).date()
+        period = Period(today - datetime.timedelta(days=365), today)
+        print("\nHow fast do users upgrade? (days from a release's first run to half of the runs)")
+        for release in store.view(releases, "minflow", period):
+            days = "not yet" if release.days is None else f"{release.days} days"
+            print(f"  {release.version:<8} first run {release.first_day}: {days}")
+    finally:
+        store.close()
+
+
 def print_leaderboard(db: str) -> None:
     store = open_store(db, readonly=True)
     try:
         for product in store.products():
             name = product.product
             print(f"\nLeaderboard for {name} ({product.runs} runs, {product.points} points):")
-            print(f"  {'rank':>4}  {'project':<18} {'points':>6} {'runs':>5}")
+            print(f"  {'rank':>4}  {'project':<24} {'points':>6} {'runs':>5}")
             for row in store.leaderboard(name):
-                print(f"  {row.rank:>4}  {row.project:<18} {row.points:>6} {row.runs:>5}")
+                print(f"  {row.rank:>4}  {row.project:<24} {row.points:>6} {row.runs:>5}")
             stats = store.stats(name)
             apps = stats.apps
             print(
@@ -124,15 +160,25 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["XDG_CONFIG_HOME"] = str(workdir / "config")
         import minflow
 
+        # One source sends all of the history at once: no per-source or global rate limit.
         settings = CollectorSettings(
-            udp=("127.0.0.1", 0), http=("127.0.0.1", 0), db=workdir / "demo.db"
+            udp=("127.0.0.1", 0),
+            http=("127.0.0.1", 0),
+            db=str(workdir / "demo.db"),
+            rate=0,
+            global_rate=0,
         )
         collector = Collector(settings).start()
         try:
             host, port = collector.udp_address
             endpoint = f"udp://{host}:{port}"
             print(f"Collector listening on {endpoint}, database {settings.db}")
-            expected = 0
+            print(f"Sending {demo_history.DAYS} days of made-up history (DEMO DATA) ...")
+            expected = send_history(collector)
+            written = collector.metrics.written
+            print(
+                f"  sent {expected} datagrams, {written} written; demo projects are named demo-..."
+            )
             for level, project in RUNS:
                 correlator = run_workflow(minflow, level, project, endpoint)
                 expected += 2 if level == 3 else 1
@@ -143,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
                 print("DO_NOT_TRACK is set in your environment, so nothing was sent.")
             wait_for_messages(collector, expected)
             print_sent(workdir / "state" / "minflow" / "usage.jsonl")
+            print_upgrades(settings.db)
             print_leaderboard(settings.db)
             print(f"\nDashboard: {collector.http_url}")
             if not args.no_wait:

@@ -268,6 +268,17 @@ class TestCollectorBenchmarks:
             "/api/leaderboard?product=P&ci=include",
             "/api/stats?product=P&ci=include",
             "/api/products?ci=include",
+            "/api/leaderboard?since&until (30 d)",
+            "/api/leaderboard?since&until (90 d)",
+            "/api/leaderboard?since&until (365 d)",
+            "/api/stats?since&until (365 d)",
+            "/api/adoption/versions (365 d)",
+            "/api/adoption/python (365 d)",
+            "/api/components (365 d)",
+            "/api/upgrades (365 d)",
+            "/api/projects (365 d)",
+            "/api/health (365 d)",
+            "/api/never-closed (365 d)",
         ]
         memory = table_rows(out, "Collector resident memory")
         peak = next(r for r in memory if r[0].startswith("VmHWM (peak) after the queries"))
@@ -311,3 +322,13 @@ class TestStoreBenchmarks:
             ("parquet", "20,000", "yes"),
             ("csv", "20,000", "yes"),
         ]
+
+
+class TestWriterBench:
+    def test_quick_mode_times_both_trees(self):
+        """`writer_bench.py --tree . --quick` writes with both trees and prints their ratio."""
+        out = run_script("writer_bench.py", "--tree", str(BENCH.parent), "--quick")
+        rows = table_rows(out, "SQLite write path, 10,000 loadgen records")
+        assert [r[0] for r in rows] == ["this tree", "other tree"]
+        assert all(re.fullmatch(r"[\d,]+", r[3]) for r in rows)
+        assert re.search(r"^this tree / other tree: \d+\.\d\d$", out, re.MULTILINE)

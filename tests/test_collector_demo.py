@@ -33,14 +33,32 @@ class TestDemo:
             ("1", "start"), ("2", "start"), ("3", "close"), ("3", "start"),
         ]  # fmt: skip
         assert len(sent) == 10
-        assert re.search(r"^\s+1\s+ocean-model\s+4\s+3$", out, re.MULTILINE)
-        assert re.search(r"^\s+2\s+genome-pipeline\s+4\s+2$", out, re.MULTILINE)
-        assert re.search(r"^\s+3\s+student-lab\s+1\s+1$", out, re.MULTILINE)
-        assert "apps run: 15, failed: 3" in out
+        # The live runs on top of the history: their projects, with their own points.
+        assert re.search(r"^\s+\d+\s+ocean-model\s+4\s+3$", out, re.MULTILINE)
+        assert re.search(r"^\s+\d+\s+genome-pipeline\s+4\s+2$", out, re.MULTILINE)
+        assert re.search(r"^\s+\d+\s+student-lab\s+1\s+1$", out, re.MULTILINE)
         assert re.search(r"^Dashboard: http://127\.0\.0\.1:\d+/$", out, re.MULTILINE)
+
+    def test_demo_history_arrives_whole_and_answers_upgrades(self) -> None:
+        """The made-up history goes through ingest without a loss; upgrade times are printed."""
+        result = run(str(DEMO), "--no-wait")
+        assert result.returncode == 0, result.stderr
+        out = result.stdout
+        sent = re.search(r"sent (\d+) datagrams, (\d+) written", out)
+        assert sent is not None
+        assert int(sent.group(1)) > 3000
+        # Everything sent was written (the live runs come after).
+        assert sent.group(1) == sent.group(2)
+        upgrades = re.findall(
+            r"^  (1\.\d\.\d)\s+first run \d{4}-\d\d-\d\d: (.+)$", out, re.MULTILINE
+        )
+        assert [v for v, _ in upgrades] == ["1.0.0", "1.1.0", "1.2.0", "1.2.1", "1.3.0", "1.4.0"]
+        assert all(re.fullmatch(r"\d+ days|not yet", when) for _, when in upgrades)
+        assert re.search(r"^\s+\d+\s+demo-[a-z-]+\s+\d+\s+\d+$", out, re.MULTILINE)
 
     def test_cli_runs_the_demo(self) -> None:
         """`telemetry-sdk demo --no-wait` runs the same demo from a source checkout."""
         result = run("-m", "telemetry_sdk", "demo", "--no-wait")
         assert result.returncode == 0, result.stderr
-        assert "Leaderboard for minflow (7 runs, 10 points)" in result.stdout
+        assert "How fast do users upgrade?" in result.stdout
+        assert "Leaderboard for minflow (" in result.stdout

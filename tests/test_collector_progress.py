@@ -210,7 +210,7 @@ class TestSchema:
         (version,) = raw_query(
             store_url, "SELECT value FROM collector_meta WHERE key = 'schema_version'"
         )
-        assert int(version[0]) == 4
+        assert int(version[0]) == 5  # schema 4 (this test's columns), then 5 (per-day rollups)
 
 
 @pytest.mark.slow

@@ -33,6 +33,7 @@ from .._wire_rules import is_stored_correlator
 from ..cli import COLLECTOR_COMMANDS, PROG, Parser
 from ._export import ExportError, export_runs
 from ._options import OPTION, OPTION_GROUP, Option, parse_whole_number
+from ._report_command import add_report_parser
 from ._service import Collector, CollectorSettings, ListenError
 from ._store import SCHEMA_VERSION, Store, StoreError, open_store, shown_url
 
@@ -411,6 +412,7 @@ def add_commands(commands: Any) -> None:
     delete.add_argument("--db", required=True, metavar="URL", help=_DB_HELP)
     delete.add_argument("correlator", help="the run's correlator (a UUID)")
     delete.set_defaults(func=_delete_run)
+    add_report_parser(actions)
 
     migrate = actions.add_parser(
         "migrate", help="create or upgrade the collector's tables to this version's schema"

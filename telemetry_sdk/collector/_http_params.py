@@ -6,6 +6,7 @@ it documents cannot drift apart.
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -13,15 +14,19 @@ from typing import Any
 from attrs import frozen
 
 from .._wire_rules import STORED_CORRELATOR_PATTERN, is_stored_correlator
+from ._period import parse_day
 
 __all__ = [
     "CI",
     "CORRELATOR",
     "LIMIT",
     "PRODUCT",
+    "SINCE",
+    "UNTIL",
     "UUID_PATTERN",
     "BadParameterError",
     "ChoiceParam",
+    "DateParam",
     "IntParam",
     "TextParam",
     "correlator",
@@ -119,6 +124,41 @@ class ChoiceParam:
         return {"type": "string", "enum": list(self.choices), "default": self.choices[0]}
 
 
+@frozen
+class DateParam:
+    """A UTC date query parameter, ``YYYY-MM-DD`` (see ``_period.parse_day``)."""
+
+    name: str
+    description: str
+
+    def read(self, query: Mapping[str, str]) -> datetime.date | None:
+        """The date in ``query``, or ``None``; raise ``BadParameterError``."""
+        text = query.get(self.name)
+        if not text:
+            return None
+        try:
+            return parse_day(text, self.name)
+        except ValueError as exc:
+            raise BadParameterError(str(exc)) from None
+
+    def schema(self) -> dict[str, Any]:
+        """The OpenAPI schema of this parameter."""
+        return {
+            "type": "string",
+            "format": "date",
+            "pattern": "^(20[0-9]{2}|2100)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$",
+        }
+
+
+SINCE = DateParam(
+    "since",
+    "First day (UTC, YYYY-MM-DD, from 2000-01-01) of the period: runs that started on or "
+    "after it. Without it: from the first run.",
+)
+UNTIL = DateParam(
+    "until",
+    "Last day (UTC, YYYY-MM-DD, to 2100-12-31) of the period, included. Without it: today.",
+)
 PRODUCT = TextParam(
     "product", 200, "The product to show; the product with the most runs when absent."
 )

@@ -8,6 +8,7 @@ Starlette runs them in its thread pool, so a slow query never holds up the event
 
 from __future__ import annotations
 
+import datetime
 import functools
 import hmac
 import logging
@@ -24,12 +25,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ._health import Health
-from ._http_params import CI, LIMIT, PRODUCT, correlator
+from ._http_params import CI, LIMIT, PRODUCT, SINCE, UNTIL, BadParameterError, correlator
 from ._openapi import openapi_document
+from ._period import EARLIEST, Period
+from ._period_api import ANSWERS, Answer
+from ._period_views import leaderboard as period_leaderboard
+from ._period_views import period_products, period_stats, resolve_period
 from ._prometheus import exposition
 from ._store import Store, open_store
 
-__all__ = ["HTTPContext", "json_response"]
+__all__ = ["HTTPContext", "answer_endpoint", "json_response"]
 
 logger = logging.getLogger("telemetry_sdk.collector")
 
@@ -38,6 +43,7 @@ _STATIC_TYPES = {
     "html": "text/html; charset=utf-8",
     "js": "text/javascript; charset=utf-8",
     "css": "text/css; charset=utf-8",
+    "svg": "image/svg+xml",
 }
 
 
@@ -51,6 +57,8 @@ class HTTPContext:
     admin_token: str | None
     writable: Callable[[], Store]
     healthy: Callable[[], Health]
+    #: The UDP port SDKs send to, for the dashboard's empty state; ``None``: unknown.
+    udp_port: int | None = None
     _readers: queue.SimpleQueue[Store] = field(factory=queue.SimpleQueue)
 
     @contextmanager
@@ -121,11 +129,23 @@ def openapi(request: Request) -> Response:
 
 
 def products(request: Request) -> Response:
-    """Every product with its runs and points."""
+    """Every product with its runs and points (in a period, or all time), and the UDP port."""
+    context = _context(request)
+    since = SINCE.read(request.query_params)
+    until = UNTIL.read(request.query_params)
     include_ci = CI.read(request.query_params) == "include"
-    with _context(request).reader() as store:
-        found = store.products(include_ci=include_ci)
-        return json_response(200, {"products": [p.to_json() for p in found]})
+    with context.reader() as store:
+        if since is None and until is None:
+            found = store.products(include_ci=include_ci)
+        else:
+            today = datetime.datetime.now(datetime.UTC).date()
+            try:
+                period = Period(since or EARLIEST, until or max(today, since or today))
+            except ValueError as exc:
+                raise BadParameterError(str(exc)) from None
+            found = store.view(period_products, period, include_ci)
+    body = {"products": [p.to_json() for p in found], "udp_port": context.udp_port}
+    return json_response(200, body)
 
 
 def _product(store: Store, request: Request, include_ci: bool) -> str:
@@ -136,23 +156,73 @@ def _product(store: Store, request: Request, include_ci: bool) -> str:
     return product
 
 
+def _period(store: Store, request: Request, product: str, include_ci: bool) -> tuple[Period, bool]:
+    """The period asked for, and whether it is all time (neither end given)."""
+    since = SINCE.read(request.query_params)
+    until = UNTIL.read(request.query_params)
+    if since is not None and until is not None and until < since:
+        raise BadParameterError(f"until ({until}) is before since ({since})")
+    try:
+        period = store.view(resolve_period, product, since, until, None, include_ci)
+    except ValueError as exc:  # since after the default until (today)
+        raise BadParameterError(str(exc)) from None
+    return period, since is None and until is None
+
+
+def _covering(product: str, period: Period) -> dict[str, Any]:
+    return {
+        "product": product,
+        "since": period.since.isoformat(),
+        "until": period.until.isoformat(),
+    }
+
+
 def leaderboard(request: Request) -> Response:
-    """The ranked projects of one product."""
+    """The ranked projects of one product, in a period (all time without one)."""
     limit = LIMIT.read(request.query_params)
     include_ci = CI.read(request.query_params) == "include"
     with _context(request).reader() as store:
         product = _product(store, request, include_ci)
-        found = store.leaderboard(product, limit, include_ci=include_ci)
-        rows = [r.to_json() for r in found]
-    return json_response(200, {"product": product, "leaderboard": rows})
+        period, all_time = _period(store, request, product, include_ci)
+        # All time reads the all-time rollup; a period sums its days.
+        if all_time:
+            rows = store.leaderboard(product, limit, include_ci=include_ci)
+        else:
+            rows = store.view(period_leaderboard, product, period, limit, include_ci)
+    return json_response(
+        200, {**_covering(product, period), "leaderboard": [r.to_json() for r in rows]}
+    )
 
 
 def stats(request: Request) -> Response:
-    """The charts of one product."""
+    """The charts of one product, in a period (all time without one)."""
     include_ci = CI.read(request.query_params) == "include"
     with _context(request).reader() as store:
         product = _product(store, request, include_ci)
-        return json_response(200, store.stats(product, include_ci=include_ci).to_json())
+        period, all_time = _period(store, request, product, include_ci)
+        if all_time:
+            found = store.stats(product, include_ci=include_ci)
+        else:
+            found = store.view(period_stats, product, period, include_ci)
+    return json_response(200, {**found.to_json(), **_covering(product, period)})
+
+
+def answer_endpoint(answer: Answer) -> Callable[[Request], Response]:
+    """The endpoint serving one period answer (``_period_api.ANSWERS``)."""
+
+    def endpoint(request: Request) -> Response:
+        include_ci = CI.read(request.query_params) == "include"
+        with _context(request).reader() as store:
+            product = _product(store, request, include_ci)
+            period, _ = _period(store, request, product, include_ci)
+            return json_response(200, answer(store, product, period, include_ci))
+
+    endpoint.__doc__ = answer.__doc__
+    return endpoint
+
+
+#: Path -> endpoint of every period answer.
+ANSWER_ENDPOINTS = {path: answer_endpoint(answer) for path, answer in ANSWERS.items()}
 
 
 def get_run(request: Request) -> Response:

@@ -18,8 +18,11 @@ from ._http_params import (
     CORRELATOR,
     LIMIT,
     PRODUCT,
+    SINCE,
+    UNTIL,
     UUID_PATTERN,
     ChoiceParam,
+    DateParam,
     IntParam,
     TextParam,
 )
@@ -47,6 +50,29 @@ _COUNT_LIST = {
     "items": _obj({"name": {"type": "string"}, "runs": _INT}),
 }
 _ERROR = _obj({"error": {"type": "string"}})
+_DATE = {"type": "string", "format": "date"}
+#: What every period view repeats: the product and the days it covers.
+_COVERING = {"product": {"type": "string"}, "since": _DATE, "until": _DATE}
+_SHARE = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
+_SERIES = _obj(
+    {
+        "kind": {"type": "string"},
+        "bucket": {"type": "string", "enum": ["day", "week"]},
+        "names": {"type": "array", "items": {"type": "string"}},
+        "points": {
+            "type": "array",
+            "items": _obj(
+                {
+                    "start": _DATE,
+                    "runs": _INT,
+                    "counts": {"type": "object", "additionalProperties": _INT},
+                    "other": _INT,
+                }
+            ),
+        },
+    }
+)
+_PROJECT_COUNTS = {"named": _INT, "new": _INT, "returning": _INT}
 _CLOSE_FIELDS = {
     "project": _nullable("string"),
     "close_components": {},
@@ -96,12 +122,13 @@ _SCHEMAS: dict[str, Any] = {
             "products": {
                 "type": "array",
                 "items": _obj({"product": {"type": "string"}, "runs": _INT, "points": _INT}),
-            }
+            },
+            "udp_port": {"type": ["integer", "null"]},
         }
     ),
     "Leaderboard": _obj(
         {
-            "product": {"type": "string"},
+            **_COVERING,
             "leaderboard": {
                 "type": "array",
                 "items": _obj(
@@ -117,7 +144,7 @@ _SCHEMAS: dict[str, Any] = {
     ),
     "Stats": _obj(
         {
-            "product": {"type": "string"},
+            **_COVERING,
             "runs": _INT,
             "points": _INT,
             "levels": _obj({"1": _INT, "2": _INT, "3": _INT}),
@@ -151,6 +178,64 @@ _SCHEMAS: dict[str, Any] = {
         }
     ),
     "Deleted": _obj({"correlator": {"type": "string", "format": "uuid"}, "deleted": _INT}),
+    "Adoption": _obj({**_COVERING, "series": _SERIES}),
+    "Upgrades": _obj(
+        {
+            **_COVERING,
+            "rule": {"type": "string"},
+            "releases": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "version": {"type": "string"},
+                        "first_day": _DATE,
+                        "half_day": {"oneOf": [{"type": "null"}, _DATE]},
+                        "days": {"type": ["integer", "null"], "minimum": 0},
+                    }
+                ),
+            },
+        }
+    ),
+    "Projects": _obj({**_COVERING, **_PROJECT_COUNTS, "previous": _obj(_PROJECT_COUNTS)}),
+    "VersionHealth": _obj(
+        {
+            **_COVERING,
+            "rule": {"type": "string"},
+            "versions": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "version": {"type": "string"},
+                        "runs": _INT,
+                        "failed_runs": _INT,
+                        "apps": _INT,
+                        "failed_apps": _INT,
+                        "app_failure_rate": _SHARE,
+                        "run_failure_rate": _SHARE,
+                        "previous": {"type": ["string", "null"]},
+                        "p_value": _SHARE,
+                        "flagged": {"type": "boolean"},
+                    }
+                ),
+            },
+        }
+    ),
+    "NeverClosed": _obj(
+        {
+            **_COVERING,
+            "versions": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "version": {"type": "string"},
+                        "starts": _INT,
+                        "never_closed": _INT,
+                        "share": _SHARE,
+                    }
+                ),
+            },
+        }
+    ),
 }
 
 
@@ -162,7 +247,7 @@ def _json(description: str, schema: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
 
 
-def _query(param: IntParam | TextParam | ChoiceParam) -> dict[str, Any]:
+def _query(param: IntParam | TextParam | ChoiceParam | DateParam) -> dict[str, Any]:
     return {
         "name": param.name,
         "in": "query",
@@ -186,6 +271,11 @@ _ALWAYS = {
     "500": _json("Internal error (logged without the client's address).", "Error"),
     "503": _json("Too many connections; retry later.", "Error"),
 }
+
+
+#: Every view of a period takes the period and the CI switch (CI runs left out by default).
+_PERIOD = (_query(SINCE), _query(UNTIL), _query(CI))
+_PRODUCT_PERIOD = (_query(PRODUCT), *_PERIOD)
 
 
 def _get(summary: str, ok: dict[str, Any], *params: dict[str, Any], **more: Any) -> Any:
@@ -225,22 +315,65 @@ def _document() -> dict[str, Any]:
         },
         "paths": {
             "/api/products": _get(
-                "Every product with its runs and points.",
+                "Every product with its runs and points in the period (all time without "
+                "since and until), and the UDP port SDKs send to.",
                 _json("Products.", "Products"),
-                _query(CI),
+                *_PERIOD,
             ),
             "/api/leaderboard": _get(
-                "Projects of one product ranked by points.",
+                "Projects of one product ranked by points earned in the period (all time "
+                "without since and until); equal points share a rank.",
                 _json("The leaderboard.", "Leaderboard"),
                 _query(PRODUCT),
                 _query(LIMIT),
-                _query(CI),
+                *_PERIOD,
             ),
             "/api/stats": _get(
-                "Runs per day, versions, platforms, components, apps and run times.",
+                "Runs per day, versions, platforms, components, apps and run times, in the "
+                "period (all time without since and until).",
                 _json("The charts of one product.", "Stats"),
                 _query(PRODUCT),
-                _query(CI),
+                *_PERIOD,
+            ),
+            "/api/adoption/versions": _get(
+                "Runs per product version per day (periods up to 92 days) or week (from "
+                "Monday): the largest 8 versions, the rest as 'other'.",
+                _json("Version adoption.", "Adoption"),
+                *_PRODUCT_PERIOD,
+            ),
+            "/api/adoption/python": _get(
+                "Runs per Python version per day or week, as for product versions.",
+                _json("Python version adoption.", "Adoption"),
+                *_PRODUCT_PERIOD,
+            ),
+            "/api/components": _get(
+                "Runs that used each component, per day or week: the largest 8, the rest "
+                "as 'other'.",
+                _json("Components over time.", "Adoption"),
+                *_PRODUCT_PERIOD,
+            ),
+            "/api/upgrades": _get(
+                "For each release that ran in the period: days from its first run until it "
+                "carried half of the runs (null: not yet).",
+                _json("Upgrade times.", "Upgrades"),
+                *_PRODUCT_PERIOD,
+            ),
+            "/api/projects": _get(
+                "Distinct named projects in the period, new versus returning, and the same "
+                "for the previous period of the same length.",
+                _json("Projects.", "Projects"),
+                *_PRODUCT_PERIOD,
+            ),
+            "/api/health": _get(
+                "App failures per version with the counts behind them, and a flag when a "
+                "version fails clearly more often than the release before it.",
+                _json("Health by version.", "VersionHealth"),
+                *_PRODUCT_PERIOD,
+            ),
+            "/api/never-closed": _get(
+                "Level-3 runs that never closed, per version, as a share of their starts.",
+                _json("Runs that never closed.", "NeverClosed"),
+                *_PRODUCT_PERIOD,
             ),
             "/api/runs/{correlator}": run_path,
             "/healthz": _get(

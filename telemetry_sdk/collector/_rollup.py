@@ -13,11 +13,12 @@ so the views leave CI runs out unless asked to include them. Every engine applie
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import orjson
 from attrs import frozen
 
+from ._day_rollup import add_run
 from ._run_merge import DAY, RunRow
 
 __all__ = [
@@ -28,8 +29,10 @@ __all__ = [
     "Signature",
     "component_names",
     "exec_bucket",
+    "run_day",
     "signature",
     "tally",
+    "upgrade_to_days",
 ]
 
 #: Upper bounds (seconds) and labels of the execution time histogram.
@@ -99,8 +102,17 @@ class Signature:
     app_count: int | None
     app_fails: int | None
     bucket: int | None
-    #: A CI run counts under ``CI_PREFIX`` kinds.
+    has_start: bool
+    has_close: bool
+    #: A CI run counts under ``CI_PREFIX`` kinds (its per-day rows too).
     ci: bool = False
+
+
+def run_day(row: RunRow) -> int:
+    """The day a run counts on: the day it started, else the day it was first received."""
+    if row.has_start and row.start is not None:
+        return row.start // DAY
+    return row.received // DAY
 
 
 def signature(row: RunRow) -> Signature | None:
@@ -110,7 +122,7 @@ def signature(row: RunRow) -> Signature | None:
     return Signature(
         product=row.product,
         level=row.level,
-        day=row.received // DAY,
+        day=run_day(row),
         version=row.version,
         python_v=row.python_v,
         platform=row.platform,
@@ -119,6 +131,8 @@ def signature(row: RunRow) -> Signature | None:
         app_count=row.app_count,
         app_fails=row.app_fails,
         bucket=None if row.execution_time is None else exec_bucket(row.execution_time),
+        has_start=row.has_start,
+        has_close=row.has_close,
         ci=row.ci is True,
     )
 
@@ -130,11 +144,14 @@ def _contribute(sig: Signature, times: int, deltas: Deltas) -> None:
     prefix = CI_PREFIX if sig.ci else ""
 
     def add(kind: str, key: str, pts: int = 0, x: int = 0, y: int = 0) -> None:
+        put(kind, key, times, pts, x, y)
+
+    def put(kind: str, key: str, runs: int, pts: int, x: int, y: int) -> None:
         kind = prefix + kind
         entry = deltas.get((kind, product, key))
         if entry is None:
             entry = deltas[(kind, product, key)] = [0, 0, 0, 0]
-        entry[0] += times
+        entry[0] += runs
         entry[1] += pts
         entry[2] += x
         entry[3] += y
@@ -156,6 +173,22 @@ def _contribute(sig: Signature, times: int, deltas: Deltas) -> None:
         add("apps", "", 0, times * sig.app_count, times * (sig.app_fails or 0))
     if sig.bucket is not None:
         add("exec", str(sig.bucket))
+    add_run(
+        put,
+        times,
+        day=sig.day,
+        level=sig.level,
+        version=sig.version,
+        python_v=sig.python_v,
+        platform=sig.platform,
+        project=sig.project,
+        components=sig.components,
+        has_start=sig.has_start,
+        has_close=sig.has_close,
+        app_count=sig.app_count,
+        app_fails=sig.app_fails,
+        exec_bucket=sig.bucket,
+    )
 
 
 def tally(changes: Iterable[tuple[RunRow | None, RunRow | None]]) -> Deltas:
@@ -174,4 +207,29 @@ def tally(changes: Iterable[tuple[RunRow | None, RunRow | None]]) -> Deltas:
     for sig, times in counts.items():
         if times:
             _contribute(sig, times, deltas)
+    return {k: v for k, v in sorted(deltas.items()) if any(v)}
+
+
+def upgrade_to_days(rows: Sequence[RunRow]) -> Deltas:
+    """What schema 4's rollups lack for ``rows`` (runs held when upgrading to schema 5).
+
+    Schemas 3 and 4 counted a run on the day it was first received and kept no per-day rows.
+    For each held run this moves its ``day`` count to the day it started and adds its
+    per-day rows; counts of runs that retention already removed stay as they were. A CI
+    run's rows are its ``CI_PREFIX`` kinds (``ci:day``, ``ci:day:<kind>``, ``ci:by:project``).
+    """
+    deltas: Deltas = {
+        key: list(value)
+        for key, value in tally([(None, row) for row in rows]).items()
+        if key[0].removeprefix(CI_PREFIX) == "day"
+        or key[0].removeprefix(CI_PREFIX).startswith(("day:", "by:"))
+    }
+    for row in rows:
+        sig = signature(row)
+        if sig is None:
+            continue
+        kind = CI_PREFIX + "day" if sig.ci else "day"
+        old = deltas.setdefault((kind, sig.product, str(row.received // DAY)), [0, 0, 0, 0])
+        old[0] -= 1
+        old[1] -= 2 if sig.level == 3 else 1
     return {k: v for k, v in sorted(deltas.items()) if any(v)}

@@ -476,6 +476,7 @@ class Collector:
         settings = self.settings
         self._http_context = HTTPContext(
             db=settings.read_db or settings.db,
+            udp_port=self.udp_address[1],
             registry=registry_for(self.metrics),
             admin_token=settings.admin_token,
             writable=self._admin,

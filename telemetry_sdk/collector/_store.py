@@ -9,9 +9,9 @@ messages merge), ``_rollup`` (what a run counts for) and ``_store_views`` (the r
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from attrs import frozen
 
@@ -34,8 +34,12 @@ __all__ = [
 #: The schema version this code writes. 1: before issue 8 (held closes without their time
 #: of receipt); 2: ``collector_meta`` and held closes' ``received``; 3: runs' ``received``,
 #: an index by day (retention, export) and the version itself in ``collector_meta``; 4: runs'
-#: ``ci`` flag, ``last_received`` time and latest ``heartbeats`` number (progress messages).
-SCHEMA_VERSION = 4
+#: ``ci`` flag, ``last_received`` time and latest ``heartbeats`` number (progress messages);
+#: 5: runs counted on the day they started, and per-day rollups (``_day_rollup``).
+SCHEMA_VERSION = 5
+
+
+T = TypeVar("T")
 
 
 class StoreError(TelemetryError):
@@ -84,6 +88,14 @@ class Store(Protocol):
 
     def get_run(self, correlator: str) -> RunDetail | None:
         """Everything held about one run, or ``None``."""
+        ...
+
+    def view(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(query, *args)`` over one snapshot; ``query`` runs read statements.
+
+        ``query(sql, params)`` takes ``?`` placeholders whatever the engine; the period
+        views (``_period_views``) are read this way.
+        """
         ...
 
     def delete_run(self, correlator: str) -> int:

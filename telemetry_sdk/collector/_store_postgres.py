@@ -34,7 +34,7 @@ from attrs import define, field
 
 from ._component_sets import ComponentSetIds
 from ._ingest import Record
-from ._rollup import Deltas, tally
+from ._rollup import Deltas, tally, upgrade_to_days
 from ._run_merge import (
     DAY,
     Held,
@@ -122,10 +122,11 @@ CREATE TABLE IF NOT EXISTS pending_closes (
     received bigint NOT NULL
 );
 CREATE INDEX IF NOT EXISTS pending_by_received ON pending_closes (received);
+-- Keys compare byte by byte ("C"): a period is a range of per-day keys (see _day_rollup).
 CREATE TABLE IF NOT EXISTS rollup (
     kind text NOT NULL,
     product text NOT NULL,
-    key text NOT NULL,
+    key text COLLATE "C" NOT NULL,
     runs bigint NOT NULL,
     points bigint NOT NULL,
     x bigint NOT NULL,
@@ -252,6 +253,16 @@ def _schema_version(conn: psycopg.Connection[Any]) -> int | None:
     raise StoreError(msg)
 
 
+def _upgrade_to_days(conn: psycopg.Connection[Any]) -> None:
+    """Schema 3 or 4 to 5: byte-order rollup keys; runs move to the day they started and get their
+    per-day rollups (``_rollup.upgrade_to_days``). In the caller's transaction."""
+    conn.execute('ALTER TABLE rollup ALTER COLUMN key TYPE text COLLATE "C"')
+    with conn.cursor(name="upgrade_to_days") as cursor:
+        cursor.execute(f"SELECT {_RUN_SELECT} FROM {_RUN_FROM}")
+        while batch := cursor.fetchmany(50_000):
+            PostgresStore._apply_deltas(conn, upgrade_to_days([_row(r) for r in batch]))
+
+
 def _check_version(
     location: str, version: int | None, *, readonly: bool, migrate: bool, create: bool
 ) -> None:
@@ -329,6 +340,8 @@ class PostgresStore:
                                 location, version, SCHEMA_VERSION,
                             )  # fmt: skip
                         conn.execute(_SCHEMA)
+                        if version is not None and version < 5:
+                            _upgrade_to_days(conn)
                         conn.execute(
                             "INSERT INTO collector_meta (key, value) VALUES "
                             "('schema_version', %s), ('opened', %s) ON CONFLICT (key) "
@@ -689,6 +702,11 @@ class PostgresStore:
         self._retrying(work)
 
     # -- reading --
+
+    def view(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(query, *args)`` over one snapshot (see ``Store.view``)."""
+        with self._snapshot() as query:
+            return function(query, *args)
 
     def products(self, *, include_ci: bool = False) -> list[ProductTotals]:
         """Every product with its run and point totals, most runs first (CI runs if asked)."""

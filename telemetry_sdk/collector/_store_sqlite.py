@@ -13,16 +13,16 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from attrs import define, field
 
 from ._component_sets import ComponentSetIds
 from ._ingest import Record
-from ._rollup import Deltas, tally
+from ._rollup import Deltas, tally, upgrade_to_days
 from ._run_merge import (
     DAY,
     Held,
@@ -158,6 +158,7 @@ ON CONFLICT (kind, product, key) DO UPDATE SET
     runs = rollup.runs + excluded.runs, points = rollup.points + excluded.points,
     x = rollup.x + excluded.x, y = rollup.y + excluded.y
 """
+T = TypeVar("T")
 #: Keys per ``IN (...)`` at most (SQLite's limit on variables is far above).
 _CHUNK = 500
 
@@ -217,6 +218,11 @@ def _upgrade(conn: sqlite3.Connection, version: int) -> None:
             conn.execute(f"ALTER TABLE runs ADD COLUMN {column} INTEGER")
         conn.execute("UPDATE runs SET last_received = received")
     _create(conn)  # tables and indexes added since
+    if version < 5:
+        # Runs move to the day they started, and get their per-day rollups.
+        cursor = conn.execute(f"SELECT {_RUN_SELECT} FROM {_RUN_FROM}")
+        while batch := cursor.fetchmany(50_000):
+            SQLiteStore._apply_deltas(conn, upgrade_to_days([_row(r) for r in batch]))
 
 
 @define
@@ -579,6 +585,11 @@ class SQLiteStore:
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             return self._conn.execute(sql, tuple(params)).fetchall()
+
+    def view(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(query, *args)`` over one snapshot (see ``Store.view``)."""
+        with self._snapshot():
+            return function(self._query, *args)
 
     def products(self, *, include_ci: bool = False) -> list[ProductTotals]:
         """Every product with its run and point totals, most runs first (CI runs if asked)."""

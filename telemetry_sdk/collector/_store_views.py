@@ -31,6 +31,7 @@ __all__ = [
     "Query",
     "RunDetail",
     "day_text",
+    "rank",
     "read_leaderboard",
     "read_products",
     "read_stats",
@@ -66,7 +67,7 @@ class ProductTotals:
 
 @frozen
 class LeaderboardRow:
-    """A named project's place on its product's leaderboard."""
+    """A named project's place on its product's leaderboard (equal points, equal rank)."""
 
     rank: int
     project: str
@@ -266,10 +267,17 @@ def read_leaderboard(
             "ORDER BY p DESC, r DESC, key LIMIT ?",
             (*kinds, product, limit),
         )
-    return [
-        LeaderboardRow(i, name, points, runs)
-        for i, (name, points, runs) in enumerate(rows, start=1)
-    ]
+    return rank([(name, int(points), int(runs)) for name, points, runs in rows])
+
+
+def rank(rows: Sequence[tuple[str, int, int]]) -> list[LeaderboardRow]:
+    """Rank ``(project, points, runs)`` rows, best first; equal points share a rank (1, 1, 3)."""
+    ordered = sorted(rows, key=lambda r: (-r[1], -r[2], r[0]))
+    out: list[LeaderboardRow] = []
+    for index, (name, points, runs) in enumerate(ordered):
+        place = out[-1].rank if out and out[-1].points == points else index + 1
+        out.append(LeaderboardRow(place, name, points, runs))
+    return out
 
 
 def _by_key(query: Query, kind: str, product: str, include_ci: bool) -> list[tuple[Any, ...]]:
