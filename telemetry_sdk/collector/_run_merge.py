@@ -24,6 +24,7 @@ from ._ingest import Record
 
 __all__ = [
     "DAY",
+    "ROW_COLUMNS",
     "Held",
     "HeldClose",
     "KeyedRun",
@@ -92,6 +93,10 @@ class RunRow:
     def copy(self) -> RunRow:
         """An independent copy (merging changes rows in place)."""
         return attrs.evolve(self)
+
+
+#: The fields of ``RunRow`` in order: the run columns both engines store (then ``day``).
+ROW_COLUMNS: tuple[str, ...] = tuple(a.name for a in attrs.fields(RunRow))
 
 
 @frozen

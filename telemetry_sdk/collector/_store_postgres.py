@@ -46,6 +46,9 @@ from ._run_merge import (
     correlator_key,
     merge_batch,
 )
+from ._run_merge import (
+    ROW_COLUMNS as _ROW_COLUMNS,
+)
 from ._store import SCHEMA_VERSION, StoreError, WriteResult, migrate_hint, shown_url
 from ._store_views import (
     LeaderboardRow,
@@ -139,27 +142,6 @@ CREATE INDEX IF NOT EXISTS rollup_by_runs ON rollup (kind, product, runs DESC);
 
 #: Held while the schema is created or upgraded, so collectors starting together wait.
 _SCHEMA_LOCK = 0x7E1E_0001
-_ROW_COLUMNS = (
-    "product",
-    "received",
-    "version",
-    "python_v",
-    "platform",
-    "level",
-    "project",
-    "components",
-    "close_components",
-    "start",
-    "end",
-    "execution_time",
-    "app_count",
-    "app_fails",
-    "has_start",
-    "has_close",
-    "ci",
-    "last_received",
-    "heartbeats",
-)
 _STORED = ", ".join(f'"{c}"' for c in (*_ROW_COLUMNS, "day"))
 _SET_JOINS = (
     "LEFT JOIN component_sets AS c1 ON c1.id = runs.components "

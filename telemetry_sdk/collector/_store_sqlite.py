@@ -34,6 +34,9 @@ from ._run_merge import (
     correlator_key,
     merge_batch,
 )
+from ._run_merge import (
+    ROW_COLUMNS as _ROW_COLUMNS,
+)
 from ._store import SCHEMA_VERSION, StoreError, WriteResult, migrate_hint
 from ._store_views import (
     LeaderboardRow,
@@ -107,28 +110,6 @@ CREATE INDEX IF NOT EXISTS rollup_by_points ON rollup (kind, product, points DES
 CREATE INDEX IF NOT EXISTS rollup_by_runs ON rollup (kind, product, runs DESC);
 """
 
-#: The columns of ``RunRow`` in field order, as stored (component lists as set ids).
-_ROW_COLUMNS = (
-    "product",
-    "received",
-    "version",
-    "python_v",
-    "platform",
-    "level",
-    "project",
-    "components",
-    "close_components",
-    "start",
-    "end",
-    "execution_time",
-    "app_count",
-    "app_fails",
-    "has_start",
-    "has_close",
-    "ci",
-    "last_received",
-    "heartbeats",
-)
 _STORED = ", ".join(f'"{c}"' for c in (*_ROW_COLUMNS, "day"))
 # Reading a run: the component lists come back as their JSON text.
 _RUN_FROM = (
