@@ -132,8 +132,10 @@ def print_upgrades(db: str) -> None:
 def print_leaderboard(db: str) -> None:
     store = open_store(db, readonly=True)
     try:
+        with_ci = {p.product: p.runs for p in store.products(include_ci=True)}
         for product in store.products():
             name = product.product
+            from_ci = with_ci.get(name, 0) - product.runs
             print(f"\nLeaderboard for {name} ({product.runs} runs, {product.points} points):")
             print(f"  {'rank':>4}  {'project':<24} {'points':>6} {'runs':>5}")
             for row in store.leaderboard(name):
@@ -144,6 +146,11 @@ def print_leaderboard(db: str) -> None:
                 f"  apps run: {apps.apps}, failed: {apps.failures} "
                 f"({apps.failure_rate:.0%}); levels: {stats.levels}"
             )
+            if from_ci:
+                print(
+                    f"  {from_ci} runs came from CI (the Environment component saw a CI "
+                    "service here) and are left out, as on the dashboard; ?ci=include adds them"
+                )
     finally:
         store.close()
 

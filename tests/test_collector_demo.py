@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -15,10 +16,19 @@ DEMO = ROOT / "examples" / "demo.py"
 pytestmark = pytest.mark.slow
 
 
-def run(*command: str) -> subprocess.CompletedProcess[str]:
+#: Variables by which the Environment component recognises a CI service: the demo runs as a
+#: user's machine would (on CI its live runs would rightly be left out of the leaderboard).
+CI_VARIABLES = (
+    "CI", "GITHUB_ACTIONS", "GITLAB_CI", "JENKINS_URL", "TF_BUILD", "BUILDKITE", "CIRCLECI",
+    "TRAVIS",
+)  # fmt: skip
+
+
+def run(*command: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in CI_VARIABLES}
     return subprocess.run(
         [sys.executable, *command],
-        capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
+        capture_output=True, text=True, timeout=120, check=False, cwd=ROOT, env={**env, **extra},
     )  # fmt: skip
 
 
@@ -38,6 +48,18 @@ class TestDemo:
         assert re.search(r"^\s+\d+\s+genome-pipeline\s+4\s+2$", out, re.MULTILINE)
         assert re.search(r"^\s+\d+\s+student-lab\s+1\s+1$", out, re.MULTILINE)
         assert re.search(r"^Dashboard: http://127\.0\.0\.1:\d+/$", out, re.MULTILINE)
+
+    def test_on_ci_the_live_runs_are_left_out_and_the_demo_says_so(self) -> None:
+        """With CI=true the live runs at levels 2-3 are CI runs: left out, and the demo says why.
+
+        (Level 1 sends no components, so a level-1 run cannot say it came from CI.)
+        """
+        result = run(str(DEMO), "--no-wait", CI="true")
+        assert result.returncode == 0, result.stderr
+        out = result.stdout
+        assert re.search(r"^\s+\d+\s+ocean-model\s+1\s+1$", out, re.MULTILINE)
+        assert not re.search(r"^\s+\d+\s+genome-pipeline\s", out, re.MULTILINE)
+        assert re.search(r"^  [1-9]\d* runs came from CI .* left out", out, re.MULTILINE)
 
     def test_demo_history_arrives_whole_and_answers_upgrades(self) -> None:
         """The made-up history goes through ingest without a loss; upgrade times are printed."""
