@@ -384,7 +384,7 @@ function renderUpgrades(answer) {
 }
 
 function renderHealth(answer) {
-  document.getElementById("health-rule").textContent = `Share of runs with a failed app, per version. A version is marked when ${answer.rule}.`;
+  document.getElementById("health-rule").textContent = `Share of runs with a failed app, per version. A version is ${answer.rule}.`;
   barChart(
     document.getElementById("chart-health"),
     answer.versions.map((v) => ({
