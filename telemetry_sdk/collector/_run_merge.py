@@ -15,7 +15,8 @@ records to ``merge_batch``, and writes the ``MergePlan`` it gets back, in one tr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import attrs
 from attrs import define, field, frozen
@@ -93,6 +94,32 @@ class RunRow:
     def copy(self) -> RunRow:
         """An independent copy (merging changes rows in place)."""
         return attrs.evolve(self)
+
+    def stored(self, set_id: Callable[[str | None], int | None]) -> tuple[Any, ...]:
+        """The values an engine stores: ``ROW_COLUMNS`` in order, then ``day``; each
+        component list (JSON text) replaced by ``set_id(text)``, its id in the store."""
+        return (
+            self.product,
+            self.received,
+            self.version,
+            self.python_v,
+            self.platform,
+            self.level,
+            self.project,
+            set_id(self.components),
+            set_id(self.close_components),
+            self.start,
+            self.end,
+            self.execution_time,
+            self.app_count,
+            self.app_fails,
+            self.has_start,
+            self.has_close,
+            self.ci,
+            self.last_received,
+            self.heartbeats,
+            self.day,
+        )
 
 
 #: The fields of ``RunRow`` in order: the run columns both engines store (then ``day``).

@@ -538,28 +538,7 @@ class PostgresStore:
 
     def _stored(self, conn: psycopg.Connection[Any], row: RunRow) -> tuple[Any, ...]:
         """A run's values as stored (``_ROW_COLUMNS``, then its day): lists as set ids."""
-        return (
-            row.product,
-            row.received,
-            row.version,
-            row.python_v,
-            row.platform,
-            row.level,
-            row.project,
-            self._set_id(conn, row.components),
-            self._set_id(conn, row.close_components),
-            row.start,
-            row.end,
-            row.execution_time,
-            row.app_count,
-            row.app_fails,
-            row.has_start,
-            row.has_close,
-            row.ci,
-            row.last_received,
-            row.heartbeats,
-            row.day,
-        )
+        return row.stored(lambda text: self._set_id(conn, text))
 
     @staticmethod
     def _apply_deltas(conn: psycopg.Connection[Any], deltas: Deltas) -> None:
