@@ -47,26 +47,7 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Run]]:
 def api(db: tuple[Path, list[Run]]) -> Iterator[Any]:
     """GET a path of the collector's ASGI app; the JSON answer and the status."""
     path, _ = db
-    metrics = Metrics()
-    context = HTTPContext(
-        db=str(path),
-        registry=registry_for(metrics),
-        admin_token=None,
-        writable=lambda: SQLiteStore.open(path),
-        healthy=lambda: assess(metrics, writer_alive=True, max_queued=1000),
-    )
-    app = build_app(context, metrics.http)
-
-    def get(url: str) -> tuple[int, Any]:
-        async def go() -> httpx.Response:
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-                return await client.get(url)
-
-        response = asyncio.run(go())
-        kind = response.headers["content-type"]
-        return response.status_code, response.json() if "json" in kind else response
-
+    get, context = _getter(path)
     yield get
     context.close()
 
@@ -284,7 +265,8 @@ def _getter(path: Path) -> tuple[Any, HTTPContext]:
                 return await client.get(url)
 
         response = asyncio.run(go())
-        return response.status_code, response.json()
+        kind = response.headers["content-type"]
+        return response.status_code, response.json() if "json" in kind else response
 
     return get, context
 
